@@ -1,0 +1,1 @@
+"""Grid puzzles of the culture GPTs: layout of a puzzle sequence and evaluation under hooks."""

@@ -1,0 +1,138 @@
+"""Culture-puzzle findings F1, F2, F5: parameters, measurements, checks.
+
+"Solved" means every answer cell's teacher-forced argmax is right (= greedy generation is right).
+"Broken by ablation" means solved by the clean model and not solved with the hook zeroed; its rate
+is over all puzzles of the task, as in the notebook (6/100 contact puzzles). Intervals resample
+puzzles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from verify import stats
+from verify.culture import data as culture_data
+from verify.culture.evaluate import sae_splice, teacher_forced_verdicts, zero_ablation
+from verify.culture.layout import PuzzleLayout
+from verify.verdicts import Check, Note
+
+
+@dataclass(frozen=True)
+class SolvedRate:
+    min_rate: float
+    max_rate: float = 1.0
+    tasks: tuple[str, ...] = ()  # default: every task
+
+
+@dataclass(frozen=True)
+class AblationBreaksOneTask:
+    hook: str
+    task: str
+    min_broken: float  # a: task's broken fraction must reach this
+    max_broken_other: float  # b: every other task's broken fraction must stay below this
+
+
+@dataclass(frozen=True)
+class SAESpliceRestores:
+    sae: str
+    task: str  # whose ablation-broken puzzles are restored (the ablation hook is the SAE's hook)
+    min_restored: float  # c
+    max_clean_change: float  # d: |solved rate with splice - clean solved rate| per task
+
+
+def layout(subject) -> PuzzleLayout:
+    d = subject.manifest.data
+    return PuzzleLayout(d.grid_height, d.grid_width, 4, True)
+
+
+def puzzles(subject, task: str, which: str = "confirmation") -> torch.Tensor:
+    """The subject's puzzles of one task for a split, made or loaded once per session."""
+    culture_data.check_task(task)
+    d = subject.manifest.data
+
+    def make() -> torch.Tensor:
+        if d.source == "culture-synthetic":
+            from verify.culture.tasks import generate_task
+
+            seed = {"selection": d.selection_seed, "confirmation": d.confirmation_seed}[which]
+            return generate_task(task, d.size, seed, layout(subject))
+        dataset = subject.cached("dataset", lambda: culture_data.open_dataset(d.path, subject.manifest.dir))
+        start = {"selection": 0, "confirmation": d.size}[which]
+        return culture_data.task_rows(dataset, task, start, start + d.size)
+
+    return subject.cached(("culture", task, which), make)
+
+
+def verdicts(subject, task: str, hooks=(), which: str = "confirmation") -> np.ndarray:
+    """(N,) bool solved flags; the clean ones are computed once per subject and split."""
+    run = lambda: teacher_forced_verdicts(subject.model, puzzles(subject, task, which), layout(subject), hooks).cpu().numpy()  # noqa: E731
+    return run() if hooks else subject.cached(("clean verdicts", task, which), run)
+
+
+def rate(flags: np.ndarray) -> stats.Estimate:
+    return stats.ratio_estimate(flags.astype(float), np.ones(len(flags)))
+
+
+# --- F5 -------------------------------------------------------------------------------------------
+
+def measure_solved_rate(subject, p: SolvedRate) -> dict[str, stats.Estimate]:
+    return {task: rate(verdicts(subject, task)) for task in (p.tasks or culture_data.TASKS)}
+
+
+def judge_solved_rate(rates: dict[str, stats.Estimate], p: SolvedRate) -> list:
+    return [Check(f"solved rate {task}", r, p.min_rate, p.max_rate) for task, r in rates.items()]
+
+
+# --- F1 -------------------------------------------------------------------------------------------
+
+def broken_by(subject, task: str, hooks, which: str = "confirmation") -> np.ndarray:
+    """(N,) bool: solved clean, not solved with `hooks`."""
+    return verdicts(subject, task, which=which) & ~verdicts(subject, task, hooks, which)
+
+
+def measure_ablation(subject, p: AblationBreaksOneTask, which: str = "confirmation") -> dict[str, stats.Estimate]:
+    culture_data.check_task(p.task)
+    return {task: rate(broken_by(subject, task, [zero_ablation(p.hook)], which)) for task in culture_data.TASKS}
+
+
+def judge_ablation(broken: dict[str, stats.Estimate], p: AblationBreaksOneTask) -> list:
+    top = max(broken, key=lambda t: broken[t].value)
+    checks = [Check(f"broken by zeroing {p.hook}: {p.task}", broken[p.task], p.min_broken)]
+    checks += [Check(f"broken by zeroing {p.hook}: {task}", est, hi=p.max_broken_other) for task, est in broken.items() if task != p.task]
+    checks.append(Check(f"{p.task} is the most broken task (most broken: {top})",
+                        stats.Estimate(*(3 * [float(top == p.task)])), 1.0))
+    return checks
+
+
+# --- F2 -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Splice:
+    restored: stats.Estimate  # fraction of ablation-broken puzzles solved with the splice
+    n_broken: int
+    clean_change: dict  # task -> Estimate of (splice solved rate - clean solved rate)
+
+
+def measure_splice(subject, p: SAESpliceRestores) -> Splice:
+    hook = subject.manifest.saes[p.sae].hook
+    splice = [sae_splice(hook, subject.saes[p.sae])]
+    broken = broken_by(subject, p.task, [zero_ablation(hook)])
+    spliced = verdicts(subject, p.task, splice)
+    change = {}
+    for task in culture_data.TASKS:
+        clean, with_splice = verdicts(subject, task), verdicts(subject, task, splice)
+        diff = np.stack([with_splice.astype(float) - clean.astype(float), np.ones(len(clean))], -1)
+        change[task] = stats.cluster_bootstrap(diff, stats.ratio)
+    restored = (stats.ratio_estimate(spliced[broken].astype(float), np.ones(broken.sum())) if broken.any()
+                else stats.Estimate(float("nan"), float("nan"), float("nan")))
+    return Splice(restored, int(broken.sum()), change)
+
+
+def judge_splice(m: Splice, p: SAESpliceRestores) -> list:
+    checks = [Note(f"puzzles of {p.task} broken by the ablation", stats.Estimate(m.n_broken, m.n_broken, m.n_broken)),
+              Check(f"restored by the {p.sae} splice", m.restored, p.min_restored)]
+    checks += [Check(f"splice - clean solved rate: {task}", est, -p.max_clean_change, p.max_clean_change) for task, est in m.clean_change.items()]
+    return checks

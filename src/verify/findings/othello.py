@@ -1,0 +1,191 @@
+"""Othello findings F3, F4, F5: parameters (a manifest's [claims.*] tables), measurements, checks.
+
+Definitions used (they fix the notebook's mistakes, see shared/docs/FINDINGS.md F3):
+- "square is empty" means board state == 0 after the current move (not `state < 0`);
+- the feature's *activation* (not its being off) is correlated with emptiness;
+- squares are named A0..H7 from the 0..63 index.
+Every statistic is computed on the confirmation split; features and neurons are chosen on the
+selection split (by verify.train.discover_othello), so nothing is selected on the games it is
+confirmed on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from verify import othello, stats
+from verify.activations import hook_activations, random_like, sae_feature_acts
+from verify.verdicts import Check, Note, point
+
+EMPTINESS_DEFINITION = "Pearson r(feature activation, state(square) == 0 after the move), pooled over positions, CI by resampling games"
+
+
+@dataclass(frozen=True)
+class FeatureTracksEmptySquare:
+    sae: str
+    feature: int
+    square: str  # A0..H7
+    min_correlation: float
+    max_correlation: float = 1.0
+    min_auroc: float = 0.5
+    min_margin_over_random: float = 0.0  # over the best random-SAE feature chosen the same way
+    random_seed: int = 0
+
+
+@dataclass(frozen=True)
+class NeuronFiresOnOneMove:
+    neuron: int
+    move: str  # A0..H7
+    min_precision: float
+    hook: str = "blocks.0.mlp.hook_post"
+    min_recall: float = 0.0
+    min_fires: int = 20  # fewer firings than this make the precision meaningless
+
+
+@dataclass(frozen=True)
+class LegalMoveRate:
+    min_rate: float
+    max_rate: float = 1.0
+
+
+def split(subject, which: str) -> othello.Games:
+    """The subject's selection or confirmation games, generated once from the manifest's seeds."""
+    data = subject.manifest.data
+    seed = {"selection": data.selection_seed, "confirmation": data.confirmation_seed}[which]
+    return subject.cached(("othello", which), lambda: othello.generate_games(data.size, seed))
+
+
+def input_tokens(subject, games: othello.Games) -> torch.Tensor:
+    return torch.from_numpy(games.tokens[:, : othello.MODEL_INPUT_LENGTH]).to(subject.device)
+
+
+def positions(games: othello.Games, array: np.ndarray) -> np.ndarray:
+    """Labels aligned with the 59 model positions: position t is the board after move t."""
+    return array[:, : othello.MODEL_INPUT_LENGTH]
+
+
+# --- F3 -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FeatureEmptiness:
+    correlation: stats.Estimate
+    auroc: float
+    random_feature: int
+    random_correlation: stats.Estimate
+    margin: stats.Estimate  # correlation - random_correlation, resampled jointly
+    firing_rate: float
+
+
+def square_emptiness_acts(subject, sae, games: othello.Games, hook: str) -> torch.Tensor:
+    acts = hook_activations(subject.model, input_tokens(subject, games), hook)
+    return sae_feature_acts(sae, acts)  # (games, 59, d_sae)
+
+
+def best_feature_for_square(feats: torch.Tensor, empty: np.ndarray) -> int:
+    """Feature whose activation correlates most with emptiness (used for selection only)."""
+    x = feats.reshape(-1, feats.shape[-1]).double()
+    y = torch.as_tensor(empty.reshape(-1), dtype=torch.float64, device=x.device)
+    x = x - x.mean(0)
+    y = y - y.mean()
+    corr = (x * y[:, None]).sum(0) / (x.norm(dim=0) * y.norm() + 1e-12)
+    return int(torch.nan_to_num(corr, nan=-1.0).argmax())
+
+
+def measure_feature_emptiness(subject, p: FeatureTracksEmptySquare) -> FeatureEmptiness:
+    square = othello.parse_square(p.square)
+    sae = subject.saes[p.sae]
+    hook = subject.manifest.saes[p.sae].hook
+    if not 0 <= p.feature < sae.cfg.d_sae:
+        raise ValueError(f"feature {p.feature} is outside the SAE's {sae.cfg.d_sae} features")
+    games = split(subject, "confirmation")
+    empty = positions(games, games.states[..., square] == othello.EMPTY)
+    acts = square_emptiness_acts(subject, sae, games, hook)[..., p.feature].double().cpu().numpy()
+
+    # baseline: a random SAE of the same shape, its best feature for this square chosen on the
+    # selection split exactly as discovery chose ours, then measured on the confirmation split
+    rand = random_like(sae, p.random_seed)
+    sel = split(subject, "selection")
+    sel_empty = positions(sel, sel.states[..., square] == othello.EMPTY)
+    rand_feature = best_feature_for_square(square_emptiness_acts(subject, rand, sel, hook), sel_empty)
+    rand_acts = square_emptiness_acts(subject, rand, games, hook)[..., rand_feature].double().cpu().numpy()
+
+    ours, base = stats.correlation_sums(acts, empty), stats.correlation_sums(rand_acts, empty)
+    joint = np.concatenate([ours, base], -1)
+    return FeatureEmptiness(
+        correlation=stats.cluster_bootstrap(ours, stats.pearson),
+        auroc=stats.auroc(acts, empty),
+        random_feature=rand_feature,
+        random_correlation=stats.cluster_bootstrap(base, stats.pearson),
+        margin=stats.cluster_bootstrap(joint, lambda t: stats.pearson(t[..., :6]) - stats.pearson(t[..., 6:])),
+        firing_rate=float((acts > 0).mean()),
+    )
+
+
+def judge_feature_emptiness(m: FeatureEmptiness, p: FeatureTracksEmptySquare) -> list:
+    return [
+        Check(f"r(feature {p.feature} act, {p.square} empty)", m.correlation, p.min_correlation, p.max_correlation),
+        Check("AUROC of the activation for emptiness", point(m.auroc), p.min_auroc),
+        Check(f"margin over random-SAE feature {m.random_feature}", m.margin, p.min_margin_over_random),
+        Note("random-SAE baseline r", m.random_correlation),
+        Note("feature firing rate", point(m.firing_rate)),
+    ]
+
+
+# --- F4 -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NeuronMove:
+    precision: stats.Estimate
+    recall: stats.Estimate
+    fires: int
+
+
+def measure_neuron_move(subject, p: NeuronFiresOnOneMove) -> NeuronMove:
+    token = othello.square_to_token(othello.parse_square(p.move))
+    games = split(subject, "confirmation")
+    tokens = input_tokens(subject, games)
+    acts = hook_activations(subject.model, tokens, p.hook)
+    if not 0 <= p.neuron < acts.shape[-1]:
+        raise ValueError(f"neuron {p.neuron} is outside the {acts.shape[-1]} neurons of {p.hook}")
+    fires = (acts[..., p.neuron] > 0).cpu().numpy()
+    is_move = (tokens == token).cpu().numpy()
+    hits = (fires & is_move).sum(1)
+    return NeuronMove(
+        precision=stats.ratio_estimate(hits, fires.sum(1)),
+        recall=stats.ratio_estimate(hits, is_move.sum(1)),
+        fires=int(fires.sum()),
+    )
+
+
+def judge_neuron_move(m: NeuronMove, p: NeuronFiresOnOneMove) -> list:
+    return [
+        Check(f"firings of {p.hook}[{p.neuron}]", point(m.fires), p.min_fires),
+        Check(f"precision P(move == {p.move} | fires)", m.precision, p.min_precision, 1.0),
+        Check(f"recall P(fires | move == {p.move})", m.recall, p.min_recall, 1.0),
+    ]
+
+
+# --- F5 -------------------------------------------------------------------------------------------
+
+@torch.inference_mode()
+def measure_legal_move_rate(subject, p: LegalMoveRate | None = None, batch_size: int = 256) -> stats.Estimate:
+    """Fraction of positions whose top-1 prediction is a legal next move (resampling games)."""
+    games = split(subject, "confirmation")
+    tokens = input_tokens(subject, games)
+    legal_tokens = np.zeros(games.legal.shape[:2] + (61,), dtype=bool)
+    legal_tokens[..., 1:] = games.legal[..., othello.TOKEN_TO_SQUARE[1:]]
+    legal_tokens = torch.from_numpy(positions(games, legal_tokens)).to(subject.device)
+    hits = []
+    for i in range(0, len(tokens), batch_size):
+        top = subject.model(tokens[i : i + batch_size]).argmax(-1)
+        hits.append(legal_tokens[i : i + batch_size].gather(-1, top[..., None])[..., 0].sum(1))
+    hits = torch.cat(hits).cpu().numpy()
+    return stats.ratio_estimate(hits, np.full(len(hits), tokens.shape[1]))
+
+
+def judge_legal_move_rate(rate: stats.Estimate, p: LegalMoveRate) -> list:
+    return [Check("top-1 prediction is a legal move", rate, p.min_rate, p.max_rate)]
+

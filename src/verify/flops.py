@@ -1,0 +1,22 @@
+"""FLOP counts of what the benchmarks time (multiply-add = 2 FLOPs), so throughput reads as a rate."""
+
+from __future__ import annotations
+
+
+def forward_flops(cfg, batch: int, seq_len: int, layers: int | None = None, unembed: bool = True) -> int:
+    """Matmul FLOPs of a HookedTransformer forward over `layers` blocks (default all).
+
+    Per token and block: QKV and output projections 2*4*d_model*d_head*n_heads, MLP 2*2*d_model*d_mlp,
+    attention scores and mixing 2*2*seq_len*d_head*n_heads (full, unmasked, as the kernels compute it).
+    """
+    layers = cfg.n_layers if layers is None else layers
+    d_attn = cfg.d_head * cfg.n_heads
+    per_token_block = 2 * 4 * cfg.d_model * d_attn + 2 * 2 * cfg.d_model * cfg.d_mlp + 2 * 2 * seq_len * d_attn
+    total = batch * seq_len * layers * per_token_block
+    if unembed:
+        total += batch * seq_len * 2 * cfg.d_model * cfg.d_vocab
+    return total
+
+
+def sae_encode_flops(d_in: int, d_sae: int, n_tokens: int) -> int:
+    return 2 * d_in * d_sae * n_tokens

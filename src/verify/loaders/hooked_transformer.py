@@ -1,0 +1,16 @@
+"""The embedded subjects' format: model.safetensors + model_config.json (HookedTransformerConfig args)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from verify.loaders.common import hooked_transformer_config, load_state_dict_checked, read_safetensors
+
+
+def load_hooked_transformer(weights: Path, config: Path, device: str):
+    """A HookedTransformer with exactly these weights (no LayerNorm folding or centering)."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    model = HookedTransformer(HookedTransformerConfig(**hooked_transformer_config(config), device="cpu"))
+    load_state_dict_checked(model, read_safetensors(weights), weights)
+    return model.to(device).eval()

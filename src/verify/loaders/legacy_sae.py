@@ -1,0 +1,70 @@
+"""andyrdt's Othello SAEs (wandb artifacts): a .pt = torch.save({"cfg": <pickled config dataclass>,
+"state_dict": {W_enc, b_enc, W_dec, b_dec}}).
+
+The config class (sae_training.config.LanguageModelSAERunnerConfig) is not importable and must
+never be unpickled blindly: torch's weights-only unpickler is given a plain stand-in class under
+that one name, so the config's fields arrive as data and any other global (os.system, ...) is
+refused before it can run. Acts = ReLU((x - b_dec) W_enc + b_enc), i.e. apply_b_dec_to_input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from verify.loaders.common import CheckpointError, check_finite
+
+CONFIG_CLASS = "sae_training.config.LanguageModelSAERunnerConfig"
+
+
+class LegacyConfig:
+    """Receives the pickled config's fields in __dict__; has no behaviour."""
+
+
+def read_legacy(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(config fields, state dict) of a legacy SAE .pt, or a folder holding exactly one (wandb download)."""
+    import pickle
+
+    path = Path(path)
+    if path.is_dir():
+        found = sorted(path.rglob("*.pt"))
+        if len(found) != 1:
+            raise CheckpointError(f"{path}: expected one .pt file in this artifact folder, found {len(found)}")
+        path = found[0]
+    try:
+        with torch.serialization.safe_globals([(LegacyConfig, CONFIG_CLASS)]):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(f"{path}: refused to unpickle: it needs a global other than tensors and "
+                              f"{CONFIG_CLASS} ({str(err).splitlines()[0]})") from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise CheckpointError(f"{path}: not a readable torch file ({str(err).splitlines()[0]}); truncated or corrupt?") from None
+    if not isinstance(obj, dict) or "state_dict" not in obj or "cfg" not in obj:
+        raise CheckpointError(f"{path}: expected {{'cfg': ..., 'state_dict': ...}}, got {type(obj).__name__}")
+    cfg = obj["cfg"]
+    fields = dict(vars(cfg)) if isinstance(cfg, LegacyConfig) else dict(cfg) if isinstance(cfg, dict) else None
+    if fields is None:
+        raise CheckpointError(f"{path}: 'cfg' is a {type(cfg).__name__}, not the legacy config")
+    state = obj["state_dict"]
+    missing = [k for k in ("W_enc", "b_enc", "W_dec", "b_dec") if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: state_dict lacks {missing}")
+    check_finite(state, path)
+    return fields, state
+
+
+def load_legacy_sae(path: Path, device: str):
+    """The legacy SAE as an sae_lens StandardSAE (apply_b_dec_to_input=True: x - b_dec before encoding)."""
+    from sae_lens import StandardSAE, StandardSAEConfig
+
+    fields, state = read_legacy(path)
+    d_in, d_sae = state["W_enc"].shape
+    if state["W_dec"].shape != (d_sae, d_in) or state["b_enc"].shape != (d_sae,) or state["b_dec"].shape != (d_in,):
+        raise CheckpointError(f"{path}: inconsistent shapes W_enc {tuple(state['W_enc'].shape)}, W_dec {tuple(state['W_dec'].shape)}, "
+                              f"b_enc {tuple(state['b_enc'].shape)}, b_dec {tuple(state['b_dec'].shape)}")
+    cfg = StandardSAEConfig(d_in=d_in, d_sae=d_sae, apply_b_dec_to_input=True, device=device)
+    cfg.metadata.hook_name = fields.get("hook_point", "")
+    sae = StandardSAE(cfg)
+    sae.load_state_dict({k: state[k].float() for k in ("W_enc", "b_enc", "W_dec", "b_dec")})
+    return sae.to(device).eval()

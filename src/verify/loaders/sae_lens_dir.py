@@ -1,0 +1,23 @@
+"""sae_lens SAE folders: cfg.json + sae_weights.safetensors (SAE.load_from_disk)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from verify.loaders.common import CheckpointError, read_safetensors, sae_lens_config
+
+
+def load_sae_lens(folder: Path, device: str):
+    from sae_lens import SAE
+
+    folder = Path(folder)
+    for name in ("cfg.json", "sae_weights.safetensors"):
+        if not (folder / name).is_file():
+            raise CheckpointError(f"{folder}: missing {name} (an sae_lens SAE folder needs cfg.json and sae_weights.safetensors)")
+    sae_lens_config(folder)
+    read_safetensors(folder / "sae_weights.safetensors")  # clear errors for corrupt or NaN weights
+    try:
+        sae = SAE.load_from_disk(str(folder), device=device)
+    except Exception as err:  # noqa: BLE001 - sae_lens raises many types for shape/config mistakes
+        raise CheckpointError(f"{folder}: sae_lens could not load this SAE: {err}") from None
+    return sae.eval()

@@ -1,0 +1,243 @@
+"""Othello: rules, encodings, a seeded synthetic-game generator and per-position labels.
+
+Conventions (those of Othello-GPT, see shared/docs/reference-checkpoints.md):
+- squares 0..63, index = 8 * row + col, named A0..H7 (row letter, column digit);
+- board values +1 black, -1 white, 0 empty; black moves first;
+- tokens 1..60 are the 60 non-centre squares in row-major order, token 0 is pass/padding;
+- a player with no legal move passes; passes never appear in move sequences.
+
+Two implementations of the rules live here on purpose: `Board` is the plain one-game reference,
+`generate_games` is a batched numpy version used to make data fast. Tests check they agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+EMPTY, BLACK, WHITE = 0, 1, -1
+CENTRE_SQUARES = (27, 28, 35, 36)
+ROWS = "ABCDEFGH"
+DIRECTIONS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+GAME_LENGTH = 60  # a full game: every non-centre square gets a stone
+MODEL_INPUT_LENGTH = 59  # the model sees the first 59 moves and predicts the next at each one
+
+TOKEN_TO_SQUARE = np.array([-1] + [s for s in range(64) if s not in CENTRE_SQUARES])
+SQUARE_TO_TOKEN = np.zeros(64, dtype=np.int64)
+SQUARE_TO_TOKEN[TOKEN_TO_SQUARE[1:]] = np.arange(1, 61)
+SQUARE_TO_TOKEN[list(CENTRE_SQUARES)] = -1
+
+
+def square_label(square: int) -> str:
+    if not 0 <= square < 64:
+        raise ValueError(f"square index {square} is outside 0..63")
+    return f"{ROWS[square // 8]}{square % 8}"
+
+
+def parse_square(label: str) -> int:
+    """'E0' -> 32. Raises ValueError naming the bad label."""
+    if len(label) != 2 or label[0].upper() not in ROWS or not label[1].isdigit() or int(label[1]) > 7:
+        raise ValueError(f"unknown square {label!r}: expected a row letter A-H and a column digit 0-7, e.g. 'E0'")
+    return 8 * ROWS.index(label[0].upper()) + int(label[1])
+
+
+def square_to_token(square: int) -> int:
+    if not 0 <= square < 64 or square in CENTRE_SQUARES:
+        raise ValueError(f"square {square} has no token (centre squares 27, 28, 35, 36 are never played)")
+    return int(SQUARE_TO_TOKEN[square])
+
+
+def token_to_square(token: int) -> int:
+    if not 1 <= token <= 60:
+        raise ValueError(f"token {token} is not a move: moves are tokens 1..60 (0 is pass)")
+    return int(TOKEN_TO_SQUARE[token])
+
+
+def initial_board() -> np.ndarray:
+    board = np.zeros(64, dtype=np.int8)
+    board[[27, 36]] = WHITE
+    board[[28, 35]] = BLACK
+    return board
+
+
+class Board:
+    """One game in progress: the reference implementation of the rules."""
+
+    def __init__(self) -> None:
+        self.state = initial_board()
+        self.player = BLACK
+        self.moves: list[int] = []
+
+    def flips(self, square: int, player: int | None = None) -> list[int]:
+        """Squares that `player` would flip by playing `square` (empty list: not a legal move)."""
+        player = self.player if player is None else player
+        if self.state[square] != EMPTY:
+            return []
+        row, col = divmod(square, 8)
+        flipped: list[int] = []
+        for dr, dc in DIRECTIONS:
+            run: list[int] = []
+            r, c = row + dr, col + dc
+            while 0 <= r < 8 and 0 <= c < 8 and self.state[8 * r + c] == -player:
+                run.append(8 * r + c)
+                r, c = r + dr, c + dc
+            if run and 0 <= r < 8 and 0 <= c < 8 and self.state[8 * r + c] == player:
+                flipped.extend(run)
+        return flipped
+
+    def legal_moves(self, player: int | None = None) -> list[int]:
+        return [s for s in range(64) if self.flips(s, player)]
+
+    @property
+    def game_over(self) -> bool:
+        return not self.legal_moves(BLACK) and not self.legal_moves(WHITE)
+
+    def play(self, square: int) -> list[int]:
+        """Play `square` for the player to move; returns the flipped squares. Handles passes."""
+        flipped = self.flips(square)
+        if not flipped:
+            raise ValueError(f"{square_label(square)} is not a legal move for {'black' if self.player == BLACK else 'white'}")
+        self.state[square] = self.player
+        self.state[flipped] = self.player
+        self.moves.append(square)
+        if self.legal_moves(-self.player):
+            self.player = -self.player
+        # else: the opponent passes and the same player moves again (or the game is over)
+        return flipped
+
+
+# --- batched generator ---------------------------------------------------------------------------
+
+def _rays() -> np.ndarray:
+    """rays[s, d, k]: the k-th square from s in direction d, or 64 (an always-empty pad) past the edge."""
+    rays = np.full((64, 8, 7), 64, dtype=np.int64)
+    for s in range(64):
+        row, col = divmod(s, 8)
+        for d, (dr, dc) in enumerate(DIRECTIONS):
+            for k in range(7):
+                r, c = row + dr * (k + 1), col + dc * (k + 1)
+                if not (0 <= r < 8 and 0 <= c < 8):
+                    break
+                rays[s, d, k] = 8 * r + c
+    return rays
+
+
+RAYS = _rays()
+
+
+def _flip_counts(boards: np.ndarray, players: np.ndarray) -> np.ndarray:
+    """(B, 64, 8): stones flipped along each direction if the player to move played each square."""
+    relative = boards * players[:, None]  # +1 mine, -1 theirs
+    padded = np.concatenate([relative, np.zeros((len(boards), 1), dtype=relative.dtype)], axis=1)
+    along = padded[:, RAYS]  # (B, 64, 8, 7)
+    counts = np.zeros(along.shape[:3], dtype=np.int8)
+    in_run = along[..., 0] == -1  # still inside a run of opponent stones
+    for k in range(1, 7):
+        counts[in_run & (along[..., k] == 1)] = k  # run of k opponent stones closed by my stone
+        in_run &= along[..., k] == -1
+    counts[boards != EMPTY] = 0
+    return counts
+
+
+def legal_move_mask(boards: np.ndarray, players: np.ndarray) -> np.ndarray:
+    """(B, 64) bool: legal moves of `players` (B,) on `boards` (B, 64)."""
+    return _flip_counts(boards, players).sum(-1) > 0
+
+
+@dataclass(frozen=True)
+class Games:
+    """Full 60-move games and per-position labels (position t = after move t)."""
+
+    squares: np.ndarray  # (N, 60) square index of each move
+    states: np.ndarray  # (N, 60, 64) board after each move: +1 black, -1 white, 0 empty
+    next_player: np.ndarray  # (N, 60) who moves after move t (+1/-1; 0 once the game is over)
+    legal: np.ndarray  # (N, 60, 64) legal moves of the next player after move t
+
+    @property
+    def tokens(self) -> np.ndarray:
+        """(N, 60) token ids 1..60."""
+        return SQUARE_TO_TOKEN[self.squares]
+
+    @property
+    def relative_states(self) -> np.ndarray:
+        """(N, 60, 64) board from the view of the player to move: +1 mine, -1 theirs, 0 empty."""
+        return self.states * self.next_player[..., None]
+
+    def __len__(self) -> int:
+        return len(self.squares)
+
+
+def generate_games(n_games: int, seed: int, batch: int = 4096) -> Games:
+    """`n_games` full 60-move games with uniformly random legal moves, reproducible from `seed`.
+
+    Games that end before 60 moves are dropped (as in the synthetic Othello-GPT corpus), so more
+    games are played than returned; the result depends only on (n_games, seed, batch).
+    """
+    if n_games < 0:
+        raise ValueError(f"n_games must be >= 0, got {n_games}")
+    rng = np.random.default_rng(seed)
+    parts: list[Games] = []
+    kept = 0
+    while kept < n_games:
+        g = _play_batch(batch, rng)
+        parts.append(g)
+        kept += len(g)
+    cat = lambda name: np.concatenate([getattr(p, name) for p in parts])[:n_games]  # noqa: E731
+    return Games(cat("squares"), cat("states"), cat("next_player"), cat("legal"))
+
+
+def _play_batch(batch: int, rng: np.random.Generator) -> Games:
+    boards = np.tile(initial_board(), (batch, 1))
+    players = np.full(batch, BLACK, dtype=np.int8)
+    alive = np.ones(batch, dtype=bool)
+    squares = np.zeros((batch, GAME_LENGTH), dtype=np.int64)
+    states = np.zeros((batch, GAME_LENGTH, 64), dtype=np.int8)
+    next_player = np.zeros((batch, GAME_LENGTH), dtype=np.int8)
+    legal = np.zeros((batch, GAME_LENGTH, 64), dtype=bool)
+    idx = np.arange(batch)
+    counts = _flip_counts(boards, players)
+    for t in range(GAME_LENGTH):
+        can = counts.sum(-1) > 0
+        alive &= can.any(-1)
+        # a uniformly random legal move: argmax of random scores over the legal squares
+        move = np.argmax(np.where(can, rng.random((batch, 64)), -1.0), axis=-1)
+        steps = np.arange(1, 8)
+        run = counts[idx, move]  # (B, 8) stones flipped along each direction
+        flip_sq = RAYS[move]  # (B, 8, 7)
+        flip_mask = (steps[None, None, :] <= run[..., None]) & alive[:, None, None]
+        rows = np.broadcast_to(idx[:, None, None], flip_sq.shape)[flip_mask]
+        boards[rows, flip_sq[flip_mask]] = players[rows]
+        boards[idx[alive], move[alive]] = players[alive]
+        squares[:, t] = move
+        states[:, t] = boards
+        # whose turn next: the opponent, unless they must pass
+        opp_counts = _flip_counts(boards, -players)
+        my_counts = _flip_counts(boards, players)
+        has_opp = (opp_counts.sum(-1) > 0).any(-1)
+        counts = np.where(has_opp[:, None, None], opp_counts, my_counts)
+        players = np.where(has_opp, -players, players).astype(np.int8)
+        next_legal = counts.sum(-1) > 0
+        over = ~next_legal.any(-1)
+        next_player[:, t] = np.where(over, 0, players)
+        legal[:, t] = next_legal
+    keep = alive & (np.abs(boards).sum(-1) == 64)
+    return Games(squares[keep], states[keep], next_player[keep], legal[keep])
+
+
+def replay(squares) -> Games:
+    """Labels for given move sequences via the reference `Board` (slow; for checks and small sets)."""
+    squares = np.asarray(squares, dtype=np.int64)
+    n, length = squares.shape
+    states = np.zeros((n, length, 64), dtype=np.int8)
+    next_player = np.zeros((n, length), dtype=np.int8)
+    legal = np.zeros((n, length, 64), dtype=bool)
+    for i in range(n):
+        board = Board()
+        for t in range(length):
+            board.play(int(squares[i, t]))
+            states[i, t] = board.state
+            over = board.game_over
+            next_player[i, t] = 0 if over else board.player
+            legal[i, t, board.legal_moves()] = not over
+    return Games(squares, states, next_player, legal)

@@ -1,0 +1,129 @@
+"""The pytest plugin: subject options, the `claim` marker, subject fixtures and the claims report.
+
+A test marked `@pytest.mark.claim("NAME")` that takes the fixtures `subject` and `params` runs
+once per selected subject whose manifest has a [claims.NAME] table; `params` is that table as a
+dataclass. `verdict(checks)` prints every measured number against its bounds and fails the test
+if any check fails.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from verify import sources
+from verify.devices import DEVICE_CHOICES, resolve_device
+from verify.manifest import ManifestError
+from verify.verdicts import failures
+
+REGISTRY = pytest.StashKey()
+RESULTS = pytest.StashKey()
+UNAVAILABLE = "subject not available"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("verify", "interpretability claims (verify)")
+    group.addoption("--subject", action="append", default=[], metavar="NAME",
+                    help="check only this subject (repeatable); default: every subject in fixtures/subjects/ and --subject-file")
+    group.addoption("--subject-file", action="append", default=[], metavar="PATH", type=Path,
+                    help="add the subject of this manifest (repeatable): how CI checks a new checkpoint")
+    group.addoption("--require-subjects", action="store_true", default=False,
+                    help="a subject that cannot be loaded here (e.g. a hub file offline) fails its claims instead of skipping them")
+    group.addoption("--device", default="auto", choices=DEVICE_CHOICES,
+                    help="torch device for models and SAEs: cpu, cuda or auto (cuda when available; default)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in (
+        "claim(name): parametrize over the selected subjects whose manifest declares [claims.<name>]",
+        "slow: long work (training, big sweeps); deselected unless -m slow is given",
+        "hub: needs files from the Hugging Face hub (skipped offline unless --require-subjects)",
+        "gpu: needs a CUDA device",
+    ):
+        config.addinivalue_line("markers", line)
+    config.stash[RESULTS] = []
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile("ci", derandomize=True, database=None, deadline=None,
+                              suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile("dev", deadline=None)
+    settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+def registry(config: pytest.Config):
+    """Manifests are read on first use, so `pytest --help` works even with a broken one."""
+    if REGISTRY not in config.stash:
+        from verify.subjects import Registry, builtin_manifest_paths
+
+        try:
+            reg = Registry(builtin_manifest_paths() + list(config.getoption("--subject_file")),
+                           resolve_device(config.getoption("--device")))
+            reg.select(config.getoption("--subject"))
+        except ManifestError as err:
+            raise pytest.UsageError(str(err)) from None
+        config.stash[REGISTRY] = reg
+    return config.stash[REGISTRY]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("claim")
+    if marker is None:
+        return
+    claim = marker.args[0]
+    cases = []
+    for m in registry(metafunc.config).declaring(claim):
+        on_hub = any(sources.is_remote(s) or s.startswith("hf://") for s in (m.model.weights, m.model.config, m.data.path, *(s.path for s in m.saes.values())))
+        cases.append(pytest.param(m.name, m.claims[claim], id=m.name, marks=[pytest.mark.hub] if on_hub else []))
+    metafunc.parametrize(("subject", "params"), cases, indirect=["subject"])
+
+
+@pytest.fixture
+def subject(request: pytest.FixtureRequest):
+    """The loaded subject (model, SAEs, data) of this claim's parameter; loaded once a session."""
+    try:
+        return registry(request.config).load(request.param)
+    except sources.SourceUnavailable as err:
+        message = f"{UNAVAILABLE}: {request.param}: {err}"
+        if request.config.getoption("--require-subjects"):
+            pytest.fail(message + " (--require-subjects)", pytrace=False)
+        pytest.skip(message)
+
+
+@pytest.fixture
+def verdict(request: pytest.FixtureRequest):
+    """verdict(checks): report each measured number with its bounds; fail if any check fails."""
+
+    def judge(checks) -> None:
+        lines = [str(c) for c in checks]
+        request.config.stash[RESULTS].append((request.node.nodeid, lines))
+        for line in lines:
+            request.node.user_properties.append(("measured", line))
+            print(line)
+        bad = failures(checks)
+        if bad:
+            pytest.fail("claim does not hold:\n  " + "\n  ".join(lines), pytrace=False)
+
+    return judge
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    results = config.stash.get(RESULTS, [])
+    stats = terminalreporter.stats
+    claim_reports = [r for key in ("passed", "failed", "skipped", "error") for r in stats.get(key, [])
+                     if getattr(r, "when", "call") in ("call", "setup") and "claim" in getattr(r, "keywords", {})]
+    if not results and not claim_reports:
+        return
+    tr = terminalreporter
+    tr.section("claims: measured against thresholds")
+    for nodeid, lines in results:
+        tr.write_line(nodeid)
+        for line in lines:
+            tr.write_line("    " + line)
+    passed = sum(1 for r in claim_reports if r.passed and r.when == "call")
+    failed = sum(1 for r in claim_reports if r.failed)
+    skipped_subject = sum(1 for r in claim_reports if r.skipped and UNAVAILABLE in str(r.longrepr))
+    skipped_other = sum(1 for r in claim_reports if r.skipped) - skipped_subject
+    tr.write_line(f"claims executed: {passed + failed} ({passed} held, {failed} failed); "
+                  f"skipped for a missing subject: {skipped_subject}; skipped otherwise: {skipped_other}")

@@ -1,0 +1,143 @@
+"""Where a manifest's files come from: a local path, or a Hugging Face hub file.
+
+Source strings:
+- `relative/or/absolute/path`: relative paths are taken from the manifest's folder;
+- `hf://owner/repo/path/in/repo[@revision]`: a file (or, with a trailing '/', a folder) of a hub
+  model repo, fetched through huggingface_hub's cache;
+- `wandb://entity/project/artifact:version`: a wandb artifact, downloaded through wandb's API when
+  wandb is installed and online, into ~/.cache/verify/wandb/ (a local download folder can be
+  named by its path instead).
+
+Offline (no network, or HF_HUB_OFFLINE=1) a hub file that is not already in the local cache is
+SourceUnavailable at once: availability is decided from the cache first, so nothing waits for
+huggingface_hub's retries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+HF_PREFIX = "hf://"
+WANDB_PREFIX = "wandb://"
+WANDB_CACHE = Path(os.environ.get("VERIFY_WANDB_CACHE", Path.home() / ".cache" / "verify" / "wandb"))
+
+
+class SourceUnavailable(RuntimeError):
+    """A source that cannot be had here (offline hub file); claims on it are skipped, not failed."""
+
+
+@dataclass(frozen=True)
+class HubFile:
+    repo_id: str
+    filename: str  # a path inside the repo; ends with '/' for a folder
+    revision: str | None
+
+    def __str__(self) -> str:
+        return f"{self.repo_id}/{self.filename}" + (f"@{self.revision}" if self.revision else "")
+
+
+def parse_hub(source: str) -> HubFile:
+    body = source[len(HF_PREFIX) :]
+    body, _, revision = body.partition("@")
+    parts = body.split("/", 2)
+    if len(parts) < 3 or not all(parts):
+        raise ValueError(f"hub source {source!r} must look like hf://owner/repo/path/in/repo[@revision]")
+    return HubFile(f"{parts[0]}/{parts[1]}", parts[2], revision or None)
+
+
+def is_hub(source: str) -> bool:
+    return source.startswith(HF_PREFIX)
+
+
+def is_remote(source: str) -> bool:
+    return source.startswith((HF_PREFIX, WANDB_PREFIX))
+
+
+def local_path(source: str, base: Path) -> Path:
+    path = Path(source).expanduser()
+    return path if path.is_absolute() else (base / path)
+
+
+@lru_cache(maxsize=1)
+def hub_reachable() -> bool:
+    """False when offline mode is set or huggingface.co cannot be reached within a second."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=1.0).close()
+        return True
+    except OSError:
+        return False
+
+
+def fetch(source: str, base: Path) -> Path:
+    """A local path for `source`, downloading a hub file when online. Raises SourceUnavailable."""
+    if source.startswith(WANDB_PREFIX):
+        return _fetch_wandb(source[len(WANDB_PREFIX) :])
+    if not is_hub(source):
+        path = local_path(source, base)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file (named in a manifest in {base})")
+        return path
+    hub = parse_hub(source)
+    if hub.filename.endswith("/"):
+        return _fetch_hub_folder(hub)
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(hub.repo_id, hub.filename, revision=hub.revision)
+    if isinstance(cached, str):
+        return Path(cached)
+    if not hub_reachable():
+        raise SourceUnavailable(f"not available offline: {hub}")
+    from huggingface_hub import hf_hub_download
+
+    return Path(hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision))
+
+
+def _fetch_hub_folder(hub: HubFile) -> Path:
+    from huggingface_hub import snapshot_download
+
+    pattern = hub.filename + "*"
+    try:
+        root = snapshot_download(hub.repo_id, revision=hub.revision, allow_patterns=[pattern], local_files_only=True)
+        if (Path(root) / hub.filename).is_dir():
+            return Path(root) / hub.filename
+    except Exception:  # noqa: BLE001 - any cache miss means: go online or give up
+        pass
+    if not hub_reachable():
+        raise SourceUnavailable(f"not available offline: {hub}")
+    root = snapshot_download(hub.repo_id, revision=hub.revision, allow_patterns=[pattern])
+    return Path(root) / hub.filename
+
+
+def _fetch_wandb(name: str) -> Path:
+    folder = WANDB_CACHE / name.replace("/", "__").replace(":", "_")
+    if folder.is_dir() and any(folder.iterdir()):
+        return folder
+    try:
+        import wandb
+    except ImportError:
+        raise SourceUnavailable(f"not available: wandb artifact {name} (wandb is not installed; download it and name the folder)") from None
+    try:
+        socket.create_connection(("api.wandb.ai", 443), timeout=1.0).close()
+    except OSError:
+        raise SourceUnavailable(f"not available offline: wandb artifact {name}") from None
+    return Path(wandb.Api().artifact(name).download(root=str(folder)))
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_sha256(path: Path, expected: str | None) -> None:
+    if expected and (actual := sha256_of(path)) != expected:
+        raise ValueError(f"{path}: sha256 is {actual}, but the manifest expects {expected} (file changed or corrupt)")

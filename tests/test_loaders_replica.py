@@ -1,0 +1,233 @@
+"""Every real-checkpoint format, proven on replicas with random weights written in that format.
+
+The real files cannot be downloaded here; these replicas go through the same loader code paths.
+"""
+
+import dataclasses
+import json
+import math
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from verify import loaders
+from verify.loaders.culture_pth import sinusoidal_table
+from verify.loaders.legacy_sae import read_legacy
+
+# --- culture GPT .pth tuple ------------------------------------------------------------------------
+
+SMALL = {"n_layers": 2, "d_model": 64, "n_heads": 4, "d_head": 16, "d_mlp": 128, "d_vocab": 15}
+
+
+def culture_state(cfg=SMALL, seed=0) -> dict[str, torch.Tensor]:
+    """A random state dict with the exact keys and shapes of tommyp111/culture-gpt."""
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *shape, s=0.1: torch.randn(*shape, generator=g) * s  # noqa: E731
+    D, H, dh, M, V = cfg["d_model"], cfg["n_heads"], cfg["d_head"], cfg["d_mlp"], cfg["d_vocab"]
+    state = {"embedding.0.f.0.weight": r(V, D, s=1.0), "readout.f.weight": r(V, D), "readout.f.bias": r(V)}
+    for layer in range(cfg["n_layers"]):
+        a, m = f"trunk.{2 * layer}.f", f"trunk.{2 * layer + 1}.f.f"
+        state |= {f"{a}.0.f.0.weight": 1 + r(D), f"{a}.0.f.0.bias": r(D),
+                  f"{a}.1.w_q": r(H, dh, D), f"{a}.1.w_k": r(H, dh, D), f"{a}.1.w_v": r(H, dh, D), f"{a}.1.w_o": r(H * dh, D),
+                  f"{m}.0.weight": 1 + r(D), f"{m}.0.bias": r(D), f"{m}.2.weight": r(M, D), f"{m}.2.bias": r(M),
+                  f"{m}.4.weight": r(D, M), f"{m}.4.bias": r(D)}
+    return state
+
+
+def reference_culture_forward(state: dict[str, torch.Tensor], tokens: torch.Tensor, n_layers: int) -> torch.Tensor:
+    """The original architecture in plain torch, written from its description alone: pre-LN blocks,
+    causal multi-head attention without biases, ReLU MLP, sinusoidal positions (L = 1e5), no final
+    LayerNorm, readout with bias."""
+    E = state["embedding.0.f.0.weight"].double()
+    T, D = tokens.shape[1], E.shape[1]
+    t = torch.arange(T, dtype=torch.float64)[:, None]
+    j = torch.arange(D, dtype=torch.float64)
+    pe = torch.sin(t / (1e5 ** ((j - j % 2) / D)) + (math.pi / 2) * (j % 2))
+    x = E[tokens] + pe
+    ln = lambda h, w, b: torch.nn.functional.layer_norm(h, (D,), w.double(), b.double(), eps=1e-5)  # noqa: E731
+    causal = torch.ones(T, T, dtype=torch.bool).tril()
+    for layer in range(n_layers):
+        a, m = f"trunk.{2 * layer}.f", f"trunk.{2 * layer + 1}.f.f"
+        h = ln(x, state[f"{a}.0.f.0.weight"], state[f"{a}.0.f.0.bias"])
+        q, k, v = (torch.einsum("btd,hed->bhte", h, state[f"{a}.1.w_{n}"].double()) for n in "qkv")
+        scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+        z = scores.masked_fill(~causal, float("-inf")).softmax(-1) @ v  # (b, h, t, e)
+        x = x + z.transpose(1, 2).reshape(*x.shape[:2], -1) @ state[f"{a}.1.w_o"].double()
+        h = ln(x, state[f"{m}.0.weight"], state[f"{m}.0.bias"])
+        up = torch.relu(h @ state[f"{m}.2.weight"].double().T + state[f"{m}.2.bias"].double())
+        x = x + up @ state[f"{m}.4.weight"].double().T + state[f"{m}.4.bias"].double()
+    return x @ state["readout.f.weight"].double().T + state["readout.f.bias"].double()
+
+
+def test_culture_pth_matches_the_original_architecture(tmp_path):
+    state = culture_state()
+    path = tmp_path / "gpt_000.pth"
+    torch.save((state, 0.95), path)
+    model = loaders.load_culture_pth(path, "cpu")
+    tokens = torch.randint(0, 15, (2, 405), generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        ours = model(tokens).double()
+    ref = reference_culture_forward(state, tokens, SMALL["n_layers"])
+    assert (ours - ref).abs().max().item() < 1e-4
+    assert "ln_final.hook_normalized" not in model.hook_dict and "blocks.1.hook_mlp_out" in model.hook_dict
+
+
+def test_sinusoidal_table_formula():
+    pe = sinusoidal_table(405, 512)
+    assert pe[0, 0] == 0 and pe[0, 1] == pytest.approx(1.0)
+    assert pe[7, 10].item() == pytest.approx(math.sin(7 / 1e5 ** (10 / 512)), abs=1e-6)
+    assert pe[7, 11].item() == pytest.approx(math.cos(7 / 1e5 ** (10 / 512)), abs=1e-6)
+
+
+def test_culture_pth_errors_name_the_file(tmp_path):
+    path = tmp_path / "gpt_000.pth"
+    torch.save({"something": torch.zeros(1)}, path)
+    with pytest.raises(loaders.CheckpointError, match="gpt_000.pth"):
+        loaders.load_culture_pth(path, "cpu")
+    truncated = tmp_path / "truncated.pth"
+    torch.save((culture_state(), 0.9), truncated)
+    truncated.write_bytes(truncated.read_bytes()[:1000])
+    with pytest.raises(loaders.CheckpointError, match="truncated.pth"):
+        loaders.load_culture_pth(truncated, "cpu")
+    nan = culture_state()
+    nan["readout.f.bias"][0] = float("nan")
+    torch.save((nan, 0.9), path)
+    with pytest.raises(loaders.CheckpointError, match="NaN"):
+        loaders.load_culture_pth(path, "cpu")
+
+
+# --- sae_lens folders (culture SAE, sae_lens 3.14 layout) ------------------------------------------
+
+def write_sae_folder(folder: Path, d_in=16, d_sae=32, apply_b_dec_to_input=False, seed=0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    weights = {"W_enc": torch.randn(d_in, d_sae, generator=g), "b_enc": torch.randn(d_sae, generator=g),
+               "W_dec": torch.randn(d_sae, d_in, generator=g), "b_dec": torch.randn(d_in, generator=g)}
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = {"architecture": "standard", "d_in": d_in, "d_sae": d_sae, "dtype": "float32", "device": "cuda",
+           "model_name": "culture-gpt-0", "hook_name": "blocks.8.hook_mlp_out", "hook_layer": 8, "hook_head_index": None,
+           "activation_fn_str": "relu", "activation_fn_kwargs": {}, "apply_b_dec_to_input": apply_b_dec_to_input,
+           "finetuning_scaling_factor": False, "sae_lens_training_version": "3.14.0", "prepend_bos": True,
+           "dataset_path": "tommyp111/culture-puzzles-1M", "context_size": 405, "normalize_activations": "none"}
+    (folder / "cfg.json").write_text(json.dumps(cfg))
+    save_file(weights, str(folder / "sae_weights.safetensors"))
+    return weights
+
+
+@pytest.mark.parametrize("apply_b_dec", [False, True])
+def test_sae_lens_folder_matches_the_formulas(tmp_path, apply_b_dec):
+    w = write_sae_folder(tmp_path / "sae", apply_b_dec_to_input=apply_b_dec)
+    sae = loaders.load_sae_lens(tmp_path / "sae", "cpu")
+    x = torch.randn(5, 16)
+    pre = (x - w["b_dec"]) if apply_b_dec else x
+    acts = torch.relu(pre @ w["W_enc"] + w["b_enc"])
+    with torch.inference_mode():
+        torch.testing.assert_close(sae.encode(x), acts, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(sae.decode(acts), acts @ w["W_dec"] + w["b_dec"], atol=1e-5, rtol=1e-5)
+
+
+def test_sae_folder_errors_name_the_file(tmp_path):
+    write_sae_folder(tmp_path / "sae")
+    (tmp_path / "sae" / "sae_weights.safetensors").write_bytes(b"\x00" * 20)
+    with pytest.raises(loaders.CheckpointError, match="sae_weights.safetensors.*truncated or corrupt"):
+        loaders.load_sae_lens(tmp_path / "sae", "cpu")
+    with pytest.raises(loaders.CheckpointError, match="missing cfg.json"):
+        loaders.load_sae_lens(tmp_path / "empty", "cpu")
+
+
+# --- Othello-GPT (TransformerLens state dict, minGPT) --------------------------------------------
+
+def test_othello_gpt_from_transformer_lens_state_dict_and_mingpt(tmp_path):
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from verify.loaders.othello_gpt import OTHELLO_GPT_CONFIG
+
+    torch.manual_seed(0)
+    ref = HookedTransformer(HookedTransformerConfig(**OTHELLO_GPT_CONFIG, device="cpu"))
+    torch.save(ref.state_dict(), tmp_path / "tl.pth")
+    tokens = torch.randint(1, 61, (2, 59))
+    with torch.inference_mode():
+        expected = ref(tokens)
+        torch.testing.assert_close(loaders.load_othello_gpt(tmp_path / "tl.pth", "cpu")(tokens), expected)
+    # the same weights in minGPT names: tok_emb, pos_emb, blocks.l.ln1/ln2, attn.query/key/value/proj, mlp.0/2, ln_f, head
+    sd, L = ref.state_dict(), OTHELLO_GPT_CONFIG
+    mingpt = {"tok_emb.weight": sd["embed.W_E"], "pos_emb": sd["pos_embed.W_pos"][None], "ln_f.weight": sd["ln_final.w"],
+              "ln_f.bias": sd["ln_final.b"], "head.weight": sd["unembed.W_U"].T}
+    for l in range(L["n_layers"]):
+        b = f"blocks.{l}"
+        mingpt |= {f"{b}.ln1.weight": sd[f"{b}.ln1.w"], f"{b}.ln1.bias": sd[f"{b}.ln1.b"],
+                   f"{b}.ln2.weight": sd[f"{b}.ln2.w"], f"{b}.ln2.bias": sd[f"{b}.ln2.b"],
+                   f"{b}.attn.proj.weight": sd[f"{b}.attn.W_O"].reshape(-1, 512).T, f"{b}.attn.proj.bias": sd[f"{b}.attn.b_O"],
+                   f"{b}.mlp.0.weight": sd[f"{b}.mlp.W_in"].T, f"{b}.mlp.0.bias": sd[f"{b}.mlp.b_in"],
+                   f"{b}.mlp.2.weight": sd[f"{b}.mlp.W_out"].T, f"{b}.mlp.2.bias": sd[f"{b}.mlp.b_out"]}
+        for n, tl in (("query", "Q"), ("key", "K"), ("value", "V")):
+            mingpt[f"{b}.attn.{n}.weight"] = sd[f"{b}.attn.W_{tl}"].permute(0, 2, 1).reshape(512, 512)
+            mingpt[f"{b}.attn.{n}.bias"] = sd[f"{b}.attn.b_{tl}"].reshape(512)
+    torch.save(mingpt, tmp_path / "mingpt.pth")
+    with torch.inference_mode():
+        torch.testing.assert_close(loaders.load_othello_gpt(tmp_path / "mingpt.pth", "cpu")(tokens), expected, atol=1e-4, rtol=1e-4)
+
+
+# --- legacy Othello SAE .pt (pickled config class) --------------------------------------------------
+
+@pytest.fixture
+def legacy_config_class():
+    """A stand-in for sae_training.config.LanguageModelSAERunnerConfig, importable only while writing."""
+    pkg, mod = types.ModuleType("sae_training"), types.ModuleType("sae_training.config")
+
+    @dataclasses.dataclass
+    class LanguageModelSAERunnerConfig:
+        hook_point: str = "blocks.6.hook_resid_pre"
+        d_in: int = 16
+        l1_coefficient: float = 2e-4
+        device: str = "cuda"
+
+    LanguageModelSAERunnerConfig.__module__ = "sae_training.config"
+    LanguageModelSAERunnerConfig.__qualname__ = "LanguageModelSAERunnerConfig"
+    mod.LanguageModelSAERunnerConfig = LanguageModelSAERunnerConfig
+    sys.modules["sae_training"], sys.modules["sae_training.config"] = pkg, mod
+    yield LanguageModelSAERunnerConfig
+    sys.modules.pop("sae_training", None)
+    sys.modules.pop("sae_training.config", None)
+
+
+def test_legacy_sae_reads_config_as_data_and_encodes_with_b_dec(tmp_path, legacy_config_class):
+    g = torch.Generator().manual_seed(0)
+    w = {"W_enc": torch.randn(16, 32, generator=g), "b_enc": torch.randn(32, generator=g),
+         "W_dec": torch.randn(32, 16, generator=g), "b_dec": torch.randn(16, generator=g)}
+    artifact = tmp_path / "artifacts" / "sparse_autoencoder_othello-gpt_blocks.6.hook_resid_pre_512:v0"
+    artifact.mkdir(parents=True)
+    torch.save({"cfg": legacy_config_class(), "state_dict": w}, artifact / "final_sparse_autoencoder.pt")
+    del sys.modules["sae_training.config"]  # reading must not need the class
+    fields, _ = read_legacy(artifact)
+    assert fields == {"hook_point": "blocks.6.hook_resid_pre", "d_in": 16, "l1_coefficient": 2e-4, "device": "cuda"}
+    sae = loaders.load_legacy_sae(artifact, "cpu")  # a wandb download folder
+    x = torch.randn(4, 16)
+    with torch.inference_mode():
+        torch.testing.assert_close(sae.encode(x), torch.relu((x - w["b_dec"]) @ w["W_enc"] + w["b_enc"]), atol=1e-5, rtol=1e-5)
+
+
+class Payload:
+    """Unpickling this runs a shell command that writes a file (what an attacker would ship)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_malicious_legacy_pt_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "final_sparse_autoencoder.pt"
+    torch.save({"cfg": Payload(marker), "state_dict": {}}, path)
+    with pytest.raises(loaders.CheckpointError, match="refused to unpickle"):
+        loaders.load_legacy_sae(path, "cpu")
+    with pytest.raises(loaders.CheckpointError, match="refused"):
+        loaders.load_othello_gpt(path, "cpu")
+    assert not marker.exists(), "the payload ran"
