@@ -52,5 +52,5 @@ def task_rows(dataset, task: str, start: int, stop: int) -> torch.Tensor:
     split = dataset[task]
     if len(split) < stop:
         raise ValueError(f"split {task!r} has {len(split)} rows; rows [{start}, {stop}) were asked for")
-    rows = split.select(range(start, stop)).with_format("torch")["input_ids"]
+    rows = split.select(range(start, stop)).with_format("torch")[:]["input_ids"]
     return torch.as_tensor(rows).long()

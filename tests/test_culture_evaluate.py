@@ -1,0 +1,68 @@
+"""Teacher-forced verdicts equal greedy generation's, with and without hooks; bad input is named."""
+
+import pytest
+import torch
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+from verify.activations import random_like
+from verify.culture.evaluate import greedy_verdicts, sae_splice, teacher_forced_verdicts, zero_ablation
+from verify.culture.layout import PuzzleLayout
+from verify.culture.tasks import generate_task
+
+LAYOUT = PuzzleLayout(3, 4, 4, True)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    cfg = HookedTransformerConfig(n_layers=2, d_model=32, n_heads=2, d_head=16, d_mlp=64, d_vocab=15, n_ctx=LAYOUT.length,
+                                  act_fn="relu", normalization_type="LN", device="cpu")
+    return HookedTransformer(cfg).eval()
+
+
+@pytest.fixture(scope="module")
+def sae(model):
+    from sae_lens import StandardSAE, StandardSAEConfig
+
+    return random_like(StandardSAE(StandardSAEConfig(d_in=32, d_sae=64, device="cpu")), 0)
+
+
+def half_solved(model, hooks) -> torch.Tensor:
+    """Puzzles whose answer is the model's own greedy output for half of them (solved by
+    construction) and the generator's answer for the rest (almost surely not solved)."""
+    puzzles = generate_task("replace_color", 24, 0, LAYOUT)
+    seq = puzzles[:12, : LAYOUT.answer_slice.start]
+    with torch.inference_mode():
+        for _ in range(LAYOUT.cells):
+            seq = torch.cat([seq, model.run_with_hooks(seq, fwd_hooks=hooks)[:, -1].argmax(-1, keepdim=True)], 1)
+    puzzles[:12] = seq
+    return puzzles
+
+
+@pytest.mark.parametrize("hooks", ["none", "ablation", "splice"])
+def test_teacher_forced_equals_greedy(model, sae, hooks):
+    hook_list = {"none": [], "ablation": [zero_ablation("blocks.0.hook_mlp_out")],
+                 "splice": [sae_splice("blocks.1.hook_mlp_out", sae)]}[hooks]
+    puzzles = half_solved(model, hook_list)
+    tf = teacher_forced_verdicts(model, puzzles, LAYOUT, hook_list, batch_size=5)
+    greedy = greedy_verdicts(model, puzzles, LAYOUT, hook_list)
+    assert tf[:12].all() and tf.tolist() == greedy.tolist()
+    assert not greedy[12:].all()  # both outcomes occur: the equality is not vacuous
+
+
+def test_hooks_change_verdicts(model):
+    puzzles = half_solved(model, [])
+    ablated = teacher_forced_verdicts(model, puzzles, LAYOUT, [zero_ablation("blocks.1.hook_mlp_out")])
+    assert not ablated[:12].all()
+
+
+def test_bad_input_is_named(model):
+    good = generate_task("frame", 2, 0, LAYOUT)
+    with pytest.raises(ValueError, match=f"expected sequences of {LAYOUT.length} tokens"):
+        teacher_forced_verdicts(model, good[:, :-1], LAYOUT)
+    bad = good.clone()
+    bad[0, 3] = 99
+    with pytest.raises(ValueError, match="token 99 at puzzle 0, position 3"):
+        teacher_forced_verdicts(model, bad, LAYOUT)
+    with pytest.raises(KeyError, match="no hook point 'blocks.7.hook_mlp_out'"):
+        teacher_forced_verdicts(model, good, LAYOUT, [zero_ablation("blocks.7.hook_mlp_out")])

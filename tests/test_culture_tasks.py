@@ -1,0 +1,163 @@
+"""The puzzle generator: each task's rule checked on generated pairs, the quiz structure, the dataset."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from verify.culture import tasks as T
+from verify.culture.data import TASKS, task_rows
+from verify.culture.layout import REAL_LAYOUT, PuzzleLayout
+
+seeds = st.integers(0, 2**32 - 1)
+
+
+def pairs(task: str, seed: int, h=10, w=10):
+    rng = np.random.default_rng(seed)
+    q = T.quiz_draws(rng)
+    return q, [T.make_pair(task, rng, q, h, w, 3) for _ in range(3)]
+
+
+def rect_mask(r: T.Rect, h=10, w=10) -> np.ndarray:
+    m = np.zeros((h, w), dtype=bool)
+    m[r.cells] = True
+    return m
+
+
+def check_rects(p: T.Pair):
+    for i, r in enumerate(p.rects):
+        assert r.r1 - r.r0 >= 3 and r.c1 - r.c0 >= 3 and (r.r1 - r.r0) * (r.c1 - r.c0) <= T.MAX_AREA
+        assert not any(r.overlaps(o) for o in p.rects[i + 1 :])
+
+
+@given(seeds)
+def test_contact(seed):
+    q, ps = pairs("contact", seed)
+    for p in ps:
+        r0 = p.rects[0]
+        assert len(p.rects) == 3 and any(r0.shares_side(o) for o in p.rects[1:])
+        check_rects(p)
+        changed = p.input != p.output
+        allowed = np.zeros_like(changed)
+        for r in p.rects[1:]:
+            if r0.shares_side(r):
+                rows, cols = r.border().T
+                allowed[rows, cols] = True
+        assert not (changed & ~allowed).any()  # changes only on borders of rectangles touching rect 0
+        assert (p.output[allowed] == q["colours"][0]).all()  # ... and they take rect 0's colour
+
+
+@given(seeds)
+def test_replace_color(seed):
+    q, ps = pairs("replace_color", seed)
+    for p in ps:
+        changed = p.input != p.output
+        assert (changed == rect_mask(p.rects[0])).all() and (p.output[changed] == q["extra"]).all()
+
+
+@given(seeds)
+def test_translate(seed):
+    q, ps = pairs("translate", seed)
+    dr, dc = q["direction"]
+    for p in ps:
+        last = p.rects[-1]
+        moved = np.zeros_like(p.input)
+        moved[last.moved(dr, dc).cells] = p.input[last.cells]
+        assert (p.output[rect_mask(last.moved(dr, dc))] == p.input[last.r0, last.c0]).all()
+        others = ~rect_mask(last) & ~rect_mask(last.moved(dr, dc))
+        assert (p.output[others] == p.input[others]).all()
+
+
+@given(seeds)
+def test_grow(seed):
+    q, ps = pairs("grow", seed)
+    for p in ps:
+        last = p.rects[-1]
+        colour = p.input[last.r0, last.c0]
+        new = T.Rect(last.r0 - 1, last.c0 - 1, last.r1 + 1, last.c1 + 1) if q["grow"] else T.Rect(last.r0 + 1, last.c0 + 1, last.r1 - 1, last.c1 - 1)
+        assert (p.output[rect_mask(new)] == colour).all()
+        assert (p.output[rect_mask(last) & ~rect_mask(new)] == 0).all()
+        assert (p.output[rect_mask(last) | rect_mask(new)].sum() > 0)
+
+
+@given(seeds)
+def test_half_fill(seed):
+    q, ps = pairs("half_fill", seed)
+    for p in ps:
+        for r in p.rects:  # every rectangle shows its mid-line in the line colour
+            assert (p.input[T._mid_line(r, q["side"])] == q["extra"]).all()
+        changed = p.input != p.output
+        assert not (changed & ~rect_mask(p.rects[-1])).any()
+        assert (p.output[T._half(p.rects[-1], q["side"])] == q["extra"]).all()
+
+
+@given(seeds)
+def test_frame(seed):
+    _, ps = pairs("frame", seed)
+    for p in ps:
+        last = p.rects[-1]
+        interior = np.zeros((10, 10), dtype=bool)
+        interior[last.r0 + 1 : last.r1 - 1, last.c0 + 1 : last.c1 - 1] = True
+        assert ((p.input != p.output) == interior).all() and (p.output[interior] == 0).all()
+
+
+@given(seeds)
+def test_detect(seed):
+    q, ps = pairs("detect", seed)
+    for p in ps:
+        marks = {cell for r in p.rects[:2] for cell in T.l_mark(r, "tl", 1)}
+        assert len(marks) == 6 and all(p.output[c] == q["extra"] for c in marks)
+        assert {tuple(c) for c in np.argwhere(p.input != p.output)} <= marks
+
+
+@given(seeds)
+def test_corners(seed):
+    _, ps = pairs("corners", seed)
+    for p in ps:
+        shown = p.input != 0
+        marks = {cell for r in p.rects for corner in ("tl", "br", "tr", "bl") for cell in T.l_mark(r, corner, 1)}
+        assert {tuple(c) for c in np.argwhere(shown)} <= marks
+        assert (p.output != 0).sum() == sum((r.r1 - r.r0) * (r.c1 - r.c0) for r in p.rects)
+
+
+@settings(max_examples=30)
+@given(st.sampled_from(TASKS), seeds)
+def test_quiz_structure_markers_and_noise(task, seed):
+    rng = np.random.default_rng(seed)
+    tokens, structure, (a, b) = T.make_quiz(task, rng, REAL_LAYOUT)
+    assert tokens[0] == 0 and len(tokens) == 405
+    for k, (pair, which) in enumerate(T.STRUCTURES[structure]):
+        assert tokens[REAL_LAYOUT.marker_position(k)] == T.MARKER_OF[(pair, which)]
+        grid = tokens[REAL_LAYOUT.grid_slice(k)].reshape(10, 10)
+        expected = ((a, b)[pair].input, (a, b)[pair].output)[which]
+        if k == 2 and structure < 2:
+            assert (grid != expected).mean() <= 0.2  # 5% noise on block 3, a few cells at most
+        else:
+            assert (grid == expected).all()  # the answer (block 4) is never noisy
+
+
+def test_generator_is_seeded_and_small_layouts_work():
+    a = T.generate_task("frame", 5, 1, REAL_LAYOUT)
+    assert (a == T.generate_task("frame", 5, 1, REAL_LAYOUT)).all()
+    assert not (a == T.generate_task("frame", 5, 2, REAL_LAYOUT)).all()
+    small = PuzzleLayout(6, 6)
+    assert T.generate_task("contact", 3, 0, small).shape == (3, small.length)
+
+
+def test_unknown_task_is_named():
+    with pytest.raises(ValueError, match="unknown task 'contcat'"):
+        T.generate_task("contcat", 1, 0, REAL_LAYOUT)
+
+
+def test_dataset_has_the_real_schema_and_loads_offline(tmp_path):
+    import datasets
+
+    ds = T.build_dataset(4, 0, REAL_LAYOUT)
+    assert set(ds) == set(TASKS)
+    assert ds["contact"].features["input_ids"].feature.dtype == "int32"
+    assert ds["grow"].features["label"].names == list(TASKS) and ds["grow"][0]["label"] == TASKS.index("grow")
+    ds.save_to_disk(str(tmp_path / "puzzles"))
+    again = datasets.load_from_disk(str(tmp_path / "puzzles"))
+    assert (task_rows(again, "contact", 0, 4) == T.generate_task("contact", 4, 0, REAL_LAYOUT)).all()
+    with pytest.raises(ValueError, match="has 4 rows"):
+        task_rows(again, "contact", 0, 5)
