@@ -5,7 +5,7 @@ import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from verify.activations import random_like
-from verify.culture.evaluate import greedy_verdicts, sae_splice, teacher_forced_verdicts, zero_ablation
+from verify.culture.evaluate import greedy_answers, greedy_verdicts, sae_splice, teacher_forced_verdicts, zero_ablation
 from verify.culture.layout import PuzzleLayout
 from verify.culture.tasks import generate_task
 
@@ -31,11 +31,7 @@ def half_solved(model, hooks) -> torch.Tensor:
     """Puzzles whose answer is the model's own greedy output for half of them (solved by
     construction) and the generator's answer for the rest (almost surely not solved)."""
     puzzles = generate_task("replace_color", 24, 0, LAYOUT)
-    seq = puzzles[:12, : LAYOUT.answer_slice.start]
-    with torch.inference_mode():
-        for _ in range(LAYOUT.cells):
-            seq = torch.cat([seq, model.run_with_hooks(seq, fwd_hooks=hooks)[:, -1].argmax(-1, keepdim=True)], 1)
-    puzzles[:12] = seq
+    puzzles[:12, LAYOUT.answer_slice] = greedy_answers(model, puzzles[:12], LAYOUT, hooks)
     return puzzles
 
 

@@ -58,7 +58,7 @@ def registry(config: pytest.Config):
         from verify.subjects import Registry, builtin_manifest_paths
 
         try:
-            reg = Registry(builtin_manifest_paths() + list(config.getoption("--subject_file")),
+            reg = Registry(builtin_manifest_paths() + list(config.getoption("--subject-file")),
                            resolve_device(config.getoption("--device")))
             reg.select(config.getoption("--subject"))
         except ManifestError as err:

@@ -68,6 +68,14 @@ def model_hook_widths(m: Manifest) -> dict[str, int] | None:
     from verify.loaders.othello_gpt import OTHELLO_GPT_CONFIG
 
     fixed = {"culture_pth": CULTURE_GPT_CONFIG, "othello_gpt": OTHELLO_GPT_CONFIG}
+    if m.model.loader == "culture_pth" and not sources.is_remote(m.model.weights):
+        from verify.loaders.culture_pth import architecture, read_culture_state
+
+        path = sources.local_path(m.model.weights, m.dir)
+        try:  # memory-mapped: reads the shapes, not the weights
+            return hooks.hook_widths(architecture(read_culture_state(path, mmap=True)[0], path))
+        except loaders.CheckpointError as err:
+            raise ManifestError(f"{m.where('[model] weights')}: {err}") from None
     if m.model.loader in fixed:
         return hooks.hook_widths(fixed[m.model.loader])
     if m.model.loader == "hooked_transformer" and m.model.config and not sources.is_hub(m.model.config):
@@ -116,12 +124,23 @@ def load_subject(m: Manifest, device: str) -> Subject:
         for file_name, digest in sae_spec.sha256.items():
             sources.check_sha256(folder / file_name, digest)
         saes[name] = loaders.SAE_LOADERS[sae_spec.loader](folder, device)
+        check_sae_fits(m, name, saes[name], model)
     subject = Subject(m, model, saes, device)
     if m.data.source == "culture-dataset":  # open it now, so an offline dataset skips like a model
         from verify.culture.data import open_dataset
 
         subject.cache["dataset"] = open_dataset(m.data.path, m.dir)
     return subject
+
+
+def check_sae_fits(m: Manifest, name: str, sae, model) -> None:
+    """The loaded SAE reads a hook the loaded model has, of the SAE's width."""
+    hook = m.saes[name].hook
+    if hook not in model.hook_dict:
+        raise ManifestError(f"{m.where(f'[saes.{name}] hook')}: the model has no hook point {hook!r}")
+    width = hooks.hook_widths(model.cfg.to_dict()).get(hook)
+    if width is not None and sae.cfg.d_in != width:
+        raise loaders.CheckpointError(f"{m.where(f'[saes.{name}]')}: SAE d_in {sae.cfg.d_in} does not match the width {width} of hook {hook!r}")
 
 
 class Registry:

@@ -48,13 +48,18 @@ def teacher_forced_verdicts(model, tokens: torch.Tensor, layout: PuzzleLayout, h
 
 
 @torch.inference_mode()
-def greedy_verdicts(model, tokens: torch.Tensor, layout: PuzzleLayout, hooks: Sequence[Hook] = ()) -> torch.Tensor:
-    """(N,) bool: greedy autoregressive generation of the answer grid reproduces it exactly."""
+def greedy_answers(model, tokens: torch.Tensor, layout: PuzzleLayout, hooks: Sequence[Hook] = ()) -> torch.Tensor:
+    """(N, cells): the answer grid generated greedily, one cell at a time, from each puzzle's prompt."""
     layout.check(tokens)
     check_hooks(model, hooks)
-    tokens = tokens.to(model.cfg.device)
-    seq = tokens[:, : layout.answer_slice.start]
+    seq = tokens[:, : layout.answer_slice.start].to(model.cfg.device)
     for _ in range(layout.cells):
         logits = model.run_with_hooks(seq, fwd_hooks=list(hooks))
         seq = torch.cat([seq, logits[:, -1].argmax(-1, keepdim=True)], 1)
-    return (seq[:, layout.answer_slice] == tokens[:, layout.answer_slice]).all(-1)
+    return seq[:, layout.answer_slice]
+
+
+def greedy_verdicts(model, tokens: torch.Tensor, layout: PuzzleLayout, hooks: Sequence[Hook] = ()) -> torch.Tensor:
+    """(N,) bool: greedy autoregressive generation of the answer grid reproduces it exactly."""
+    answers = greedy_answers(model, tokens, layout, hooks)
+    return (answers == tokens[:, layout.answer_slice].to(answers.device)).all(-1)

@@ -36,12 +36,12 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def read_torch(path: Path):
+def read_torch(path: Path, mmap: bool = False):
     """torch.load with weights_only=True: tensors and plain containers only, never arbitrary code."""
     import pickle
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
         raise CheckpointError(f"{path}: refused or unreadable as a weights-only torch file: {str(err).splitlines()[0]}") from None
 

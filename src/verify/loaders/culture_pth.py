@@ -51,8 +51,8 @@ def convert(state: dict[str, torch.Tensor], cfg: dict) -> dict[str, torch.Tensor
     return {k: v.contiguous() for k, v in out.items()}
 
 
-def read_culture_state(path: Path) -> tuple[dict[str, torch.Tensor], float | None]:
-    obj = read_torch(path)
+def read_culture_state(path: Path, mmap: bool = False) -> tuple[dict[str, torch.Tensor], float | None]:
+    obj = read_torch(path, mmap=mmap)
     if isinstance(obj, (tuple, list)) and len(obj) == 2 and isinstance(obj[0], dict):
         return obj[0], float(obj[1])
     if isinstance(obj, dict) and "embedding.0.f.0.weight" in obj:

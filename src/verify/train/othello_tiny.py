@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[3]
 OUT = ROOT / "fixtures" / "othello-tiny"
 MANIFEST = ROOT / "fixtures" / "subjects" / "othello-tiny.toml"
 SAE_HOOK = "blocks.3.hook_resid_pre"
-SAE = {"d_sae": 512, "l1_coefficient": 5.0, "training_tokens": 4_000_000, "games": 20_000, "games_seed": 3, "seed": 0}
+SAE = {"d_sae": 512, "l1_coefficient": 8.0, "training_tokens": 3_000_000, "games": 12_000, "games_seed": 3, "seed": 0}
 DATA = {"selection_seed": 100, "confirmation_seed": 101, "size": 1000}
 
 HEADER = """\
