@@ -10,15 +10,14 @@ from verify.activations import hook_activations, sae_feature_acts
 from verify.findings import othello as f
 from verify.flops import forward_flops, sae_encode_flops
 from verify.hooks import stop_layer
-from verify.subjects import load_subject, read_manifest
-from verify import subjects
+from verify.subjects import BUILTIN_SUBJECTS, load_subject, read_manifest
 
 GAMES = 256
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    m = read_manifest(subjects.BUILTIN_SUBJECTS / "othello-tiny.toml")
+    m = read_manifest(BUILTIN_SUBJECTS / "othello-tiny.toml")
     return load_subject(dataclasses.replace(m, data=dataclasses.replace(m.data, size=GAMES)), "cpu")
 
 

@@ -62,3 +62,23 @@ def test_bad_input_is_named(model):
         teacher_forced_verdicts(model, bad, LAYOUT)
     with pytest.raises(KeyError, match="no hook point 'blocks.7.hook_mlp_out'"):
         teacher_forced_verdicts(model, good, LAYOUT, [zero_ablation("blocks.7.hook_mlp_out")])
+
+
+def test_discovery_picks_the_most_selective_pair():
+    from verify.train.discover_culture import most_selective
+
+    table = {"blocks.0.hook_mlp_out": {"contact": 0.3, "frame": 0.25, "grow": 0.0},
+             "blocks.1.hook_mlp_out": {"contact": 0.2, "frame": 0.01, "grow": 0.0},
+             "blocks.1.hook_attn_out": {"contact": 0.9, "frame": 0.9, "grow": 0.9}}
+    assert most_selective(table) == ("blocks.1.hook_mlp_out", "contact", 0.2, 0.01)
+
+
+def test_discovery_writes_the_claim_table(tmp_path):
+    from verify.train.discover_culture import write_claim
+
+    path = tmp_path / "m.toml"
+    path.write_text('name = "x"\n\n[claims.ablation_breaks_one_task]\nhook = "old"\n\n[claims.solved_rate]\nmin_rate = 0.9\n')
+    write_claim(path, "blocks.2.hook_mlp_out", "grow", 0.2, 0.01)
+    text = path.read_text()
+    assert 'hook = "blocks.2.hook_mlp_out"' in text and "old" not in text and "min_broken = 0.1000" in text
+    assert "[claims.solved_rate]\nmin_rate = 0.9" in text

@@ -19,3 +19,18 @@ def test_claims_measure_the_same_twice():
     assert f.measure_legal_move_rate(a) == f.measure_legal_move_rate(b)
     neuron = a.manifest.claims["neuron_fires_on_one_move"]
     assert f.measure_neuron_move(a, neuron) == f.measure_neuron_move(b, neuron)
+
+
+def test_sae_training_is_reproducible_from_its_seed(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from verify.train.sae import train_sae
+
+    subject = fresh()
+    tokens = torch.from_numpy(f.split(subject, "selection").tokens[:50, :59])
+    for run in ("a", "b"):
+        train_sae(subject.model, tokens, "blocks.1.hook_resid_pre", tmp_path / run, d_sae=64, l1_coefficient=5.0,
+                  training_tokens=20_000, batch_size=512, seed=3)
+    a, b = (load_file(str(tmp_path / run / "sae_weights.safetensors")) for run in ("a", "b"))
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -64,9 +64,11 @@ def test_a_changed_file_fails_its_hash(tmp_path):
         (lambda t: t.replace('sae = "resid"', 'sae = "mlp"'), r"sae: 'mlp' is not declared"),
         (lambda t: t.replace("[data]\n", "[data]\nsplit = 3\n"), r"\[data\]: unknown key 'split'"),
         (lambda t: t + "\n[[broken", "not valid TOML"),
+        (lambda t: t.replace('square = "', 'square = "Z9'), r"\[claims.feature_tracks_empty_square\]: unknown square"),
+        (lambda t: t.replace('[data]\nsource = "othello-synthetic"', '[data]\nsource = "culture-dataset"'), r"\[data\] source: 'culture-dataset' is not a othello source"),
     ],
     ids=["unknown-key", "missing-hook", "width-mismatch", "missing-file", "unknown-param", "unknown-claim",
-         "wrong-type", "undeclared-sae", "data-key", "bad-toml"],
+         "wrong-type", "undeclared-sae", "data-key", "bad-toml", "unknown-square", "wrong-data-source"],
 )
 def test_manifest_errors_name_file_and_field(tmp_path, edit, message):
     original = copy_manifest(tmp_path).read_text()

@@ -88,7 +88,10 @@ def parse_table(cls, table: Any, where: str):
                 raise ManifestError(f"{where}: missing key {name!r}")
             continue
         values[name] = _typed(table[name], hints[name], f"{where} {name}")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as err:  # a parameter dataclass's own check (e.g. an unknown square)
+        raise ManifestError(f"{where}: {err}") from None
 
 
 def _typed(value: Any, hint: Any, where: str) -> Any:

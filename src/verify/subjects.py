@@ -154,7 +154,7 @@ class Registry:
             if manifest.name in self.manifests:
                 raise ManifestError(f"{path}: subject name {manifest.name!r} is already used by {self.manifests[manifest.name].path}; give the copy its own name")
             self.manifests[manifest.name] = manifest
-        self._loaded: dict[str, Subject | BaseException] = {}
+        self._loaded: dict[str, Subject | Exception] = {}
 
     def select(self, names: list[str]) -> None:
         unknown = [n for n in names if n not in self.manifests]
@@ -171,9 +171,9 @@ class Registry:
         if name not in self._loaded:
             try:
                 self._loaded[name] = load_subject(self.manifests[name], self.device)
-            except BaseException as err:  # noqa: BLE001 - re-raised for every claim on this subject
+            except Exception as err:  # noqa: BLE001 - re-raised for every claim on this subject
                 self._loaded[name] = err
         result = self._loaded[name]
-        if isinstance(result, BaseException):
+        if isinstance(result, Exception):
             raise result
         return result

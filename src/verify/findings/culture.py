@@ -26,6 +26,10 @@ class SolvedRate:
     max_rate: float = 1.0
     tasks: tuple[str, ...] = ()  # default: every task
 
+    def __post_init__(self) -> None:
+        for task in self.tasks:
+            culture_data.check_task(task)
+
 
 @dataclass(frozen=True)
 class AblationBreaksOneTask:
@@ -34,6 +38,9 @@ class AblationBreaksOneTask:
     min_broken: float  # a: task's broken fraction must reach this
     max_broken_other: float  # b: every other task's broken fraction must stay below this
 
+    def __post_init__(self) -> None:
+        culture_data.check_task(self.task)
+
 
 @dataclass(frozen=True)
 class SAESpliceRestores:
@@ -41,6 +48,9 @@ class SAESpliceRestores:
     task: str  # whose ablation-broken puzzles are restored (the ablation hook is the SAE's hook)
     min_restored: float  # c
     max_clean_change: float  # d: |solved rate with splice - clean solved rate| per task
+
+    def __post_init__(self) -> None:
+        culture_data.check_task(self.task)
 
 
 def layout(subject) -> PuzzleLayout:

@@ -20,7 +20,9 @@ from verify import othello, stats
 from verify.activations import hook_activations, random_like, sae_feature_acts
 from verify.verdicts import Check, Note, point
 
-EMPTINESS_DEFINITION = "Pearson r(feature activation, state(square) == 0 after the move), pooled over positions, CI by resampling games"
+EMPTINESS_DEFINITION = ("Pearson r(feature activation, state(square) == 0 after the move) within move number: both are centred "
+                        "on their mean at each of the 59 positions before pooling, so a feature that only tracks how far the "
+                        "game has gone (squares fill up over time) scores ~0; CI by resampling games")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,9 @@ class FeatureTracksEmptySquare:
     min_margin_over_random: float = 0.0  # over the best random-SAE feature chosen the same way
     random_seed: int = 0
 
+    def __post_init__(self) -> None:
+        othello.parse_square(self.square)
+
 
 @dataclass(frozen=True)
 class NeuronFiresOnOneMove:
@@ -43,6 +48,9 @@ class NeuronFiresOnOneMove:
     hook: str = "blocks.0.mlp.hook_post"
     min_recall: float = 0.0
     min_fires: int = 20  # fewer firings than this make the precision meaningless
+
+    def __post_init__(self) -> None:
+        othello.square_to_token(othello.parse_square(self.move))
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,7 @@ class FeatureEmptiness:
     random_correlation: stats.Estimate
     margin: stats.Estimate  # correlation - random_correlation, resampled jointly
     firing_rate: float
+    raw_correlation: stats.Estimate  # without centring by position: inflated by the game's progress
 
 
 def square_emptiness_acts(subject, sae, games: othello.Games, hook: str) -> torch.Tensor:
@@ -84,12 +93,15 @@ def square_emptiness_acts(subject, sae, games: othello.Games, hook: str) -> torc
     return sae_feature_acts(sae, acts)  # (games, 59, d_sae)
 
 
+def within_position(x):
+    """Centre (games, positions, ...) values on their mean at each position (numpy or torch)."""
+    return x - x.mean(0, keepdims=True) if isinstance(x, np.ndarray) else x - x.mean(0, keepdim=True)
+
+
 def best_feature_for_square(feats: torch.Tensor, empty: np.ndarray) -> int:
-    """Feature whose activation correlates most with emptiness (used for selection only)."""
-    x = feats.reshape(-1, feats.shape[-1]).double()
-    y = torch.as_tensor(empty.reshape(-1), dtype=torch.float64, device=x.device)
-    x = x - x.mean(0)
-    y = y - y.mean()
+    """Feature whose activation correlates most with emptiness within move number (selection only)."""
+    x = within_position(feats.double()).reshape(-1, feats.shape[-1])
+    y = within_position(torch.as_tensor(empty, dtype=torch.float64, device=x.device)).reshape(-1)
     corr = (x * y[:, None]).sum(0) / (x.norm(dim=0) * y.norm() + 1e-12)
     return int(torch.nan_to_num(corr, nan=-1.0).argmax())
 
@@ -112,7 +124,9 @@ def measure_feature_emptiness(subject, p: FeatureTracksEmptySquare) -> FeatureEm
     rand_feature = best_feature_for_square(square_emptiness_acts(subject, rand, sel, hook), sel_empty)
     rand_acts = square_emptiness_acts(subject, rand, games, hook)[..., rand_feature].double().cpu().numpy()
 
-    ours, base = stats.correlation_sums(acts, empty), stats.correlation_sums(rand_acts, empty)
+    y = within_position(empty.astype(np.float64))
+    ours = stats.correlation_sums(within_position(acts), y)
+    base = stats.correlation_sums(within_position(rand_acts), y)
     joint = np.concatenate([ours, base], -1)
     return FeatureEmptiness(
         correlation=stats.cluster_bootstrap(ours, stats.pearson),
@@ -121,15 +135,17 @@ def measure_feature_emptiness(subject, p: FeatureTracksEmptySquare) -> FeatureEm
         random_correlation=stats.cluster_bootstrap(base, stats.pearson),
         margin=stats.cluster_bootstrap(joint, lambda t: stats.pearson(t[..., :6]) - stats.pearson(t[..., 6:])),
         firing_rate=float((acts > 0).mean()),
+        raw_correlation=stats.correlation_estimate(acts, empty),
     )
 
 
 def judge_feature_emptiness(m: FeatureEmptiness, p: FeatureTracksEmptySquare) -> list:
     return [
-        Check(f"r(feature {p.feature} act, {p.square} empty)", m.correlation, p.min_correlation, p.max_correlation),
+        Check(f"r(feature {p.feature} act, {p.square} empty | move number)", m.correlation, p.min_correlation, p.max_correlation),
         Check("AUROC of the activation for emptiness", point(m.auroc), p.min_auroc),
         Check(f"margin over random-SAE feature {m.random_feature}", m.margin, p.min_margin_over_random),
-        Note("random-SAE baseline r", m.random_correlation),
+        Note("random-SAE baseline r | move number", m.random_correlation),
+        Note("r without centring by move number", m.raw_correlation),
         Note("feature firing rate", point(m.firing_rate)),
     ]
 
@@ -141,6 +157,7 @@ class NeuronMove:
     precision: stats.Estimate
     recall: stats.Estimate
     fires: int
+    chance: float  # P(move == M) over all positions: the precision of a neuron that ignores the move
 
 
 def measure_neuron_move(subject, p: NeuronFiresOnOneMove) -> NeuronMove:
@@ -157,6 +174,7 @@ def measure_neuron_move(subject, p: NeuronFiresOnOneMove) -> NeuronMove:
         precision=stats.ratio_estimate(hits, fires.sum(1)),
         recall=stats.ratio_estimate(hits, is_move.sum(1)),
         fires=int(fires.sum()),
+        chance=float(is_move.mean()),
     )
 
 
@@ -165,6 +183,7 @@ def judge_neuron_move(m: NeuronMove, p: NeuronFiresOnOneMove) -> list:
         Check(f"firings of {p.hook}[{p.neuron}]", point(m.fires), p.min_fires),
         Check(f"precision P(move == {p.move} | fires)", m.precision, p.min_precision, 1.0),
         Check(f"recall P(fires | move == {p.move})", m.recall, p.min_recall, 1.0),
+        Note(f"chance precision P(move == {p.move})", point(m.chance)),
     ]
 
 

@@ -1,0 +1,76 @@
+"""Discovery sweep for a culture subject (F1): zero-ablate every layer's MLP and attention output,
+on the *selection* split, against every task; report the table and the most selective
+(hook, task) pair.
+
+    python -m verify.train.discover_culture fixtures/subjects/culture-gpt-1.toml [--write]
+
+Selectivity = broken rate of the task - the highest broken rate of any other task. With --write the
+pair and thresholds (POLICY) replace the manifest's [claims.ablation_breaks_one_task] table; the
+claim then confirms on the confirmation split. Needs the subject's files (hub access or a cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from verify.culture.data import TASKS
+from verify.culture.evaluate import zero_ablation
+from verify.findings import CLAIM_SCHEMAS
+from verify.findings import culture as f
+from verify.manifest import load_manifest
+from verify.subjects import load_subject
+
+POLICY = {"min_broken_fraction_of_selection": 0.5, "other_slack": 0.02}
+
+
+def sweep(subject) -> dict[str, dict[str, float]]:
+    """hook -> task -> broken rate on the selection split."""
+    table = {}
+    hooks = [f"blocks.{layer}.{name}" for layer in range(subject.model.cfg.n_layers) for name in ("hook_attn_out", "hook_mlp_out")]
+    for i, hook in enumerate(hooks):
+        table[hook] = {task: float(f.broken_by(subject, task, [zero_ablation(hook)], "selection").mean()) for task in TASKS}
+        row = " ".join(f"{t}={r:.2f}" for t, r in table[hook].items())
+        print(f"[{i + 1}/{len(hooks)}] {hook}: {row}", file=sys.stderr, flush=True)
+    return table
+
+
+def most_selective(table: dict[str, dict[str, float]]) -> tuple[str, str, float, float]:
+    """(hook, task, task's rate, highest other rate) maximising the selectivity."""
+    best = None
+    for hook, rates in table.items():
+        for task, r in rates.items():
+            other = max(v for t, v in rates.items() if t != task)
+            if best is None or r - other > best[2] - best[3]:
+                best = (hook, task, r, other)
+    return best
+
+
+def write_claim(manifest: Path, hook: str, task: str, rate: float, other: float) -> None:
+    table = (f'[claims.ablation_breaks_one_task]\n# discover_culture on the selection split: {task} {rate:.3f}, '
+             f'highest other task {other:.3f}\nhook = "{hook}"\ntask = "{task}"\n'
+             f"min_broken = {rate * POLICY['min_broken_fraction_of_selection']:.4f}\n"
+             f"max_broken_other = {other + POLICY['other_slack']:.4f}\n")
+    text = manifest.read_text()
+    pattern = re.compile(r"^\[claims\.ablation_breaks_one_task\].*?(?=^\[|\Z)", re.M | re.S)
+    manifest.write_text(pattern.sub(table + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("manifest", type=Path)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--write", action="store_true", help="write the most selective pair into the manifest")
+    args = parser.parse_args(argv)
+    subject = load_subject(load_manifest(args.manifest, CLAIM_SCHEMAS), args.device)
+    hook, task, rate, other = most_selective(sweep(subject))
+    print(f"most selective: zeroing {hook} breaks {rate:.3f} of {task}, at most {other:.3f} of any other task", file=sys.stderr)
+    if args.write:
+        write_claim(args.manifest, hook, task, rate, other)
+        print(f"wrote [claims.ablation_breaks_one_task] into {args.manifest}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
