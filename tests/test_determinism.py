@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from conftest import OTHELLO_TINY
+from tests.conftest import OTHELLO_TINY
 from verify.findings import othello as f
 from verify.subjects import load_subject, read_manifest
 

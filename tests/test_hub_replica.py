@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT
-from test_loaders_replica import culture_state, write_sae_folder
-from test_plugin import run
+from tests.conftest import ROOT
+from tests.test_loaders_replica import culture_state, write_sae_folder
+from tests.test_plugin import run
 from verify import sources
 from verify.culture.layout import REAL_LAYOUT
 from verify.culture.tasks import build_dataset

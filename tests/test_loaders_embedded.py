@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from conftest import ROOT
+from tests.conftest import ROOT
 from verify import loaders
 
 TINY = ROOT / "fixtures" / "othello-tiny"

@@ -2,7 +2,7 @@
 
 import torch
 
-from conftest import deepcopy_model, mutated
+from tests.conftest import deepcopy_model, mutated
 from verify.activations import random_like
 from verify.findings import othello as f
 from verify.loaders import load_hooked_transformer

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from conftest import OTHELLO_TINY, ROOT
+from tests.conftest import OTHELLO_TINY, ROOT
 
 CLAIMS = str(ROOT / "claims" / "test_othello.py")
 FIXTURES = ROOT / "fixtures" / "othello-tiny"

@@ -20,10 +20,10 @@ def test_pooled_correlation_matches_numpy():
 def test_interval_excludes_zero_for_a_real_effect_and_covers_it_for_none():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(200, 20))
-    strong = stats.correlation_estimate(x, x + rng.normal(size=x.shape))
-    none = stats.correlation_estimate(x, rng.normal(size=x.shape))
-    assert strong.lo > 0.5
-    assert none.lo < 0 < none.hi
+    assert stats.correlation_estimate(x, x + rng.normal(size=x.shape)).lo > 0.5
+    # a 95% interval covers a true zero in about 19 of 20 independent data sets
+    covered = [(e := stats.correlation_estimate(x, rng.normal(size=x.shape), seed=i)).lo < 0 < e.hi for i in range(40)]
+    assert sum(covered) >= 34
 
 
 def test_ratio_is_pooled_over_clusters():

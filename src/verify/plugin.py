@@ -52,6 +52,11 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Read the manifests before collecting, so a bad manifest or --subject is a usage error."""
+    registry(session.config)
+
+
 def registry(config: pytest.Config):
     """Manifests are read on first use, so `pytest --help` works even with a broken one."""
     if REGISTRY not in config.stash:
