@@ -88,9 +88,12 @@ class FeatureEmptiness:
     raw_correlation: stats.Estimate  # without centring by position: inflated by the game's progress
 
 
-def square_emptiness_acts(subject, sae, games: othello.Games, hook: str) -> torch.Tensor:
-    acts = hook_activations(subject.model, input_tokens(subject, games), hook)
-    return sae_feature_acts(sae, acts)  # (games, 59, d_sae)
+def split_activations(subject, which: str, hook: str) -> torch.Tensor:
+    """Hook activations on a split, computed once per model (keyed by the model object, so a
+    subject copied with other weights does not reuse them)."""
+    games = split(subject, which)
+    return subject.cached(("acts", which, hook, id(subject.model)),
+                          lambda: hook_activations(subject.model, input_tokens(subject, games), hook))
 
 
 def within_position(x):
@@ -114,15 +117,16 @@ def measure_feature_emptiness(subject, p: FeatureTracksEmptySquare) -> FeatureEm
         raise ValueError(f"feature {p.feature} is outside the SAE's {sae.cfg.d_sae} features")
     games = split(subject, "confirmation")
     empty = positions(games, games.states[..., square] == othello.EMPTY)
-    acts = square_emptiness_acts(subject, sae, games, hook)[..., p.feature].double().cpu().numpy()
+    resid = split_activations(subject, "confirmation", hook)
+    acts = sae_feature_acts(sae, resid)[..., p.feature].double().cpu().numpy()
 
     # baseline: a random SAE of the same shape, its best feature for this square chosen on the
     # selection split exactly as discovery chose ours, then measured on the confirmation split
     rand = random_like(sae, p.random_seed)
     sel = split(subject, "selection")
     sel_empty = positions(sel, sel.states[..., square] == othello.EMPTY)
-    rand_feature = best_feature_for_square(square_emptiness_acts(subject, rand, sel, hook), sel_empty)
-    rand_acts = square_emptiness_acts(subject, rand, games, hook)[..., rand_feature].double().cpu().numpy()
+    rand_feature = best_feature_for_square(sae_feature_acts(rand, split_activations(subject, "selection", hook)), sel_empty)
+    rand_acts = sae_feature_acts(rand, resid)[..., rand_feature].double().cpu().numpy()
 
     y = within_position(empty.astype(np.float64))
     ours = stats.correlation_sums(within_position(acts), y)
