@@ -61,8 +61,6 @@ def test_translate(seed):
     dr, dc = q["direction"]
     for p in ps:
         last = p.rects[-1]
-        moved = np.zeros_like(p.input)
-        moved[last.moved(dr, dc).cells] = p.input[last.cells]
         assert (p.output[rect_mask(last.moved(dr, dc))] == p.input[last.r0, last.c0]).all()
         others = ~rect_mask(last) & ~rect_mask(last.moved(dr, dc))
         assert (p.output[others] == p.input[others]).all()
@@ -77,7 +75,6 @@ def test_grow(seed):
         new = T.Rect(last.r0 - 1, last.c0 - 1, last.r1 + 1, last.c1 + 1) if q["grow"] else T.Rect(last.r0 + 1, last.c0 + 1, last.r1 - 1, last.c1 - 1)
         assert (p.output[rect_mask(new)] == colour).all()
         assert (p.output[rect_mask(last) & ~rect_mask(new)] == 0).all()
-        assert (p.output[rect_mask(last) | rect_mask(new)].sum() > 0)
 
 
 @given(seeds)

@@ -102,8 +102,6 @@ def _typed(value: Any, hint: Any, where: str) -> Any:
         (item,) = typing.get_args(hint) or (Any,)
         items = [v if item is Any else _typed(v, item, where) for v in value]
         return tuple(items) if origin is tuple else items
-    if origin is tuple and isinstance(value, list):
-        return tuple(value)
     if origin is Any or (isinstance(value, origin) and not (origin is int and isinstance(value, bool))):
         return value
     raise ManifestError(f"{where}: expected {getattr(origin, '__name__', origin)}, got {value!r}")

@@ -79,7 +79,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     claim = marker.args[0]
     cases = []
     for m in registry(metafunc.config).declaring(claim):
-        on_hub = any(sources.is_remote(s) or s.startswith("hf://") for s in (m.model.weights, m.model.config, m.data.path, *(s.path for s in m.saes.values())))
+        on_hub = any(sources.is_remote(s) for s in (m.model.weights, m.model.config, m.data.path, *(s.path for s in m.saes.values())))
         cases.append(pytest.param(m.name, m.claims[claim], id=m.name, marks=[pytest.mark.hub] if on_hub else []))
     metafunc.parametrize(("subject", "params"), cases, indirect=["subject"])
 

@@ -130,13 +130,13 @@ def measure_splice(subject, p: SAESpliceRestores) -> Splice:
     hook = subject.manifest.saes[p.sae].hook
     splice = [sae_splice(hook, subject.saes[p.sae])]
     broken = broken_by(subject, p.task, [zero_ablation(hook)])
-    spliced = verdicts(subject, p.task, splice)
+    spliced = {task: verdicts(subject, task, splice) for task in culture_data.TASKS}
     change = {}
     for task in culture_data.TASKS:
-        clean, with_splice = verdicts(subject, task), verdicts(subject, task, splice)
+        clean, with_splice = verdicts(subject, task), spliced[task]
         diff = np.stack([with_splice.astype(float) - clean.astype(float), np.ones(len(clean))], -1)
         change[task] = stats.cluster_bootstrap(diff, stats.ratio)
-    restored = (stats.ratio_estimate(spliced[broken].astype(float), np.ones(broken.sum())) if broken.any()
+    restored = (stats.ratio_estimate(spliced[p.task][broken].astype(float), np.ones(broken.sum())) if broken.any()
                 else stats.Estimate(float("nan"), float("nan"), float("nan")))
     return Splice(restored, int(broken.sum()), change)
 

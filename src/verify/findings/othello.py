@@ -2,7 +2,9 @@
 
 Definitions used (they fix the notebook's mistakes, see shared/docs/FINDINGS.md F3):
 - "square is empty" means board state == 0 after the current move (not `state < 0`);
-- the feature's *activation* (not its being off) is correlated with emptiness;
+- the feature's *activation* (not its being off) is correlated with emptiness, within move number:
+  both are centred on their mean at each of the 59 positions before pooling, so a direction that
+  only tracks how far the game has gone (squares fill up over time) scores about 0;
 - squares are named A0..H7 from the 0..63 index.
 Every statistic is computed on the confirmation split; features and neurons are chosen on the
 selection split (by verify.train.discover_othello), so nothing is selected on the games it is
@@ -20,9 +22,6 @@ from verify import othello, stats
 from verify.activations import hook_activations, random_like, sae_feature_acts
 from verify.verdicts import Check, Note, point
 
-EMPTINESS_DEFINITION = ("Pearson r(feature activation, state(square) == 0 after the move) within move number: both are centred "
-                        "on their mean at each of the 59 positions before pooling, so a feature that only tracks how far the "
-                        "game has gone (squares fill up over time) scores ~0; CI by resampling games")
 
 
 @dataclass(frozen=True)
