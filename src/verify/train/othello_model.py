@@ -12,7 +12,6 @@ Writes model.safetensors, model_config.json and training.json into --out.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -23,6 +22,7 @@ import torch
 
 from verify import othello
 from verify.devices import resolve_device
+from verify.train.checkpoint import build_model, save_checkpoint
 
 CONFIG = {
     "model": {
@@ -68,12 +68,6 @@ def legal_top1_rate(model, tokens: torch.Tensor, legal_tokens: torch.Tensor, bat
         top = logits.argmax(-1)
         hits.append(legal_tokens[i : i + batch].gather(-1, top[..., None])[..., 0])
     return torch.cat(hits).float().mean().item()
-
-
-def build_model(model_cfg: dict, device: str):
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-
-    return HookedTransformer(HookedTransformerConfig(**model_cfg, device=device))
 
 
 def train(out: Path, device: str, minutes: float) -> None:
@@ -137,14 +131,7 @@ def elapsed_minutes(start: float) -> float:
 
 
 def save(model, out: Path, cfg: dict, history: list, device: str, step: int, stop_reason: str) -> None:
-    from safetensors.torch import save_file
-
-    out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.named_parameters()}  # buffers are rebuilt on load
-    save_file(state, out / "model.safetensors")
-    (out / "model_config.json").write_text(json.dumps(cfg["model"], indent=2) + "\n")
-    record = {"config": cfg, "device": device, "torch": torch.__version__, "steps": step, "stopped": stop_reason, "history": history}
-    (out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
+    save_checkpoint(model, out, cfg["model"], {"config": cfg, "device": device, "steps": step, "stopped": stop_reason, "history": history})
 
 
 def main(argv: list[str] | None = None) -> None:
