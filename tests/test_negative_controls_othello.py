@@ -2,10 +2,9 @@
 
 import torch
 
-from tests.conftest import deepcopy_model, mutated
+from tests.conftest import deepcopy_model, mutated, random_model
 from verify.activations import random_like
 from verify.findings import othello as f
-from verify.loaders import load_hooked_transformer
 from verify.verdicts import failures
 
 CLAIMS = {
@@ -20,18 +19,6 @@ def verdict(subject, claim: str) -> list[str]:
     measure, judge = CLAIMS[claim]
     params = subject.manifest.claims[claim]
     return [str(c) for c in failures(judge(measure(subject, params), params))]
-
-
-def random_model(subject, seed: int = 1):
-    torch.manual_seed(seed)
-    m = subject.manifest
-    fresh = load_hooked_transformer(m.dir / m.model.weights, m.dir / m.model.config, "cpu")
-    for p in fresh.parameters():  # same architecture, weights re-drawn: an untrained model
-        torch.nn.init.normal_(p, std=0.02) if p.dim() > 1 else torch.nn.init.zeros_(p)
-    for name, p in fresh.named_parameters():
-        if name.endswith(".w"):  # LayerNorm scales back to one
-            torch.nn.init.ones_(p)
-    return fresh
 
 
 def permute_features(sae, seed: int = 0):

@@ -77,9 +77,9 @@ def puzzles(subject, task: str, which: str = "confirmation") -> torch.Tensor:
 
 
 def verdicts(subject, task: str, hooks=(), which: str = "confirmation") -> np.ndarray:
-    """(N,) bool solved flags; the clean ones are computed once per subject and split."""
+    """(N,) bool solved flags; the clean ones are computed once per model, task and split."""
     run = lambda: teacher_forced_verdicts(subject.model, puzzles(subject, task, which), layout(subject), hooks).cpu().numpy()  # noqa: E731
-    return run() if hooks else subject.cached(("clean verdicts", task, which), run)
+    return run() if hooks else subject.cached(("clean verdicts", task, which, id(subject.model)), run)
 
 
 def rate(flags: np.ndarray) -> stats.Estimate:
@@ -88,8 +88,8 @@ def rate(flags: np.ndarray) -> stats.Estimate:
 
 # --- F5 -------------------------------------------------------------------------------------------
 
-def measure_solved_rate(subject, p: SolvedRate) -> dict[str, stats.Estimate]:
-    return {task: rate(verdicts(subject, task)) for task in (p.tasks or culture_data.TASKS)}
+def measure_solved_rate(subject, p: SolvedRate, which: str = "confirmation") -> dict[str, stats.Estimate]:
+    return {task: rate(verdicts(subject, task, which=which)) for task in (p.tasks or culture_data.TASKS)}
 
 
 def judge_solved_rate(rates: dict[str, stats.Estimate], p: SolvedRate) -> list:
@@ -126,14 +126,14 @@ class Splice:
     clean_change: dict  # task -> Estimate of (splice solved rate - clean solved rate)
 
 
-def measure_splice(subject, p: SAESpliceRestores) -> Splice:
+def measure_splice(subject, p: SAESpliceRestores, which: str = "confirmation") -> Splice:
     hook = subject.manifest.saes[p.sae].hook
     splice = [sae_splice(hook, subject.saes[p.sae])]
-    broken = broken_by(subject, p.task, [zero_ablation(hook)])
-    spliced = {task: verdicts(subject, task, splice) for task in culture_data.TASKS}
+    broken = broken_by(subject, p.task, [zero_ablation(hook)], which)
+    spliced = {task: verdicts(subject, task, splice, which) for task in culture_data.TASKS}
     change = {}
     for task in culture_data.TASKS:
-        clean, with_splice = verdicts(subject, task), spliced[task]
+        clean, with_splice = verdicts(subject, task, which=which), spliced[task]
         diff = np.stack([with_splice.astype(float) - clean.astype(float), np.ones(len(clean))], -1)
         change[task] = stats.cluster_bootstrap(diff, stats.ratio)
     restored = (stats.ratio_estimate(spliced[p.task][broken].astype(float), np.ones(broken.sum())) if broken.any()

@@ -48,11 +48,16 @@ def most_selective(table: dict[str, dict[str, float]]) -> tuple[str, str, float,
     return best
 
 
+def claim_table(hook: str, task: str, rate: float, other: float) -> str:
+    """The [claims.ablation_breaks_one_task] TOML table for a discovered pair, thresholds from POLICY."""
+    return (f'[claims.ablation_breaks_one_task]\n# discover_culture on the selection split: {task} {rate:.3f}, '
+            f'highest other task {other:.3f}\nhook = "{hook}"\ntask = "{task}"\n'
+            f"min_broken = {rate * POLICY['min_broken_fraction_of_selection']:.4f}\n"
+            f"max_broken_other = {other + POLICY['other_slack']:.4f}\n")
+
+
 def write_claim(manifest: Path, hook: str, task: str, rate: float, other: float) -> None:
-    table = (f'[claims.ablation_breaks_one_task]\n# discover_culture on the selection split: {task} {rate:.3f}, '
-             f'highest other task {other:.3f}\nhook = "{hook}"\ntask = "{task}"\n'
-             f"min_broken = {rate * POLICY['min_broken_fraction_of_selection']:.4f}\n"
-             f"max_broken_other = {other + POLICY['other_slack']:.4f}\n")
+    table = claim_table(hook, task, rate, other)
     text = manifest.read_text()
     pattern = re.compile(r"^\[claims\.ablation_breaks_one_task\].*?(?=^\[|\Z)", re.M | re.S)
     manifest.write_text(pattern.sub(table + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + table)
