@@ -5,20 +5,33 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import torch
 
+from verify.loaders import load_hooked_transformer
 from verify.subjects import Subject, load_subject, read_manifest
 
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
 OTHELLO_TINY = ROOT / "fixtures" / "subjects" / "othello-tiny.toml"
+CULTURE_TINY = ROOT / "fixtures" / "subjects" / "culture-tiny.toml"
 
 
 @pytest.fixture(scope="session")
 def othello_tiny() -> Subject:
     """othello-tiny with 300 games per split: enough to separate a true claim from a false one."""
-    m = read_manifest(OTHELLO_TINY)
-    return load_subject(dataclasses.replace(m, data=dataclasses.replace(m.data, size=300)), "cpu")
+    return smaller(OTHELLO_TINY, 300)
+
+
+@pytest.fixture(scope="session")
+def culture_tiny() -> Subject:
+    """culture-tiny with 150 puzzles per task and split."""
+    return smaller(CULTURE_TINY, 150)
+
+
+def smaller(manifest: Path, size: int) -> Subject:
+    m = read_manifest(manifest)
+    return load_subject(dataclasses.replace(m, data=dataclasses.replace(m.data, size=size)), "cpu")
 
 
 def mutated(subject: Subject, model=None, saes=None) -> Subject:
@@ -29,3 +42,15 @@ def mutated(subject: Subject, model=None, saes=None) -> Subject:
 
 def deepcopy_model(subject: Subject):
     return copy.deepcopy(subject.model)
+
+
+def random_model(subject, seed: int = 1):
+    torch.manual_seed(seed)
+    m = subject.manifest
+    fresh = load_hooked_transformer(m.dir / m.model.weights, m.dir / m.model.config, "cpu")
+    for p in fresh.parameters():  # same architecture, weights re-drawn: an untrained model
+        torch.nn.init.normal_(p, std=0.02) if p.dim() > 1 else torch.nn.init.zeros_(p)
+    for name, p in fresh.named_parameters():
+        if name.endswith(".w"):  # LayerNorm scales back to one
+            torch.nn.init.ones_(p)
+    return fresh
