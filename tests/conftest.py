@@ -9,6 +9,7 @@ import torch
 
 from verify.loaders import load_hooked_transformer
 from verify.subjects import Subject, load_subject, read_manifest
+from verify.verdicts import failures
 
 pytest_plugins = ["pytester"]
 
@@ -38,6 +39,12 @@ def mutated(subject: Subject, model=None, saes=None) -> Subject:
     """A copy of `subject` with other weights; the games are shared (they depend on seeds only)."""
     return Subject(subject.manifest, model if model is not None else subject.model,
                    saes if saes is not None else dict(subject.saes), subject.device, dict(subject.cache))
+
+
+def failed_checks(subject: Subject, claim: str, measure, judge) -> list[str]:
+    """The failed checks of `claim` on `subject`, measured and judged (empty: the claim holds)."""
+    params = subject.manifest.claims[claim]
+    return [str(c) for c in failures(judge(measure(subject, params), params))]
 
 
 def deepcopy_model(subject: Subject):

@@ -2,10 +2,9 @@
 
 import torch
 
-from tests.conftest import deepcopy_model, mutated, random_model
+from tests.conftest import deepcopy_model, failed_checks, mutated, random_model
 from verify.activations import random_like
 from verify.findings import othello as f
-from verify.verdicts import failures
 
 CLAIMS = {
     "legal_move_rate": (f.measure_legal_move_rate, f.judge_legal_move_rate),
@@ -15,10 +14,7 @@ CLAIMS = {
 
 
 def verdict(subject, claim: str) -> list[str]:
-    """The failed checks of `claim` on `subject` (empty: the claim holds)."""
-    measure, judge = CLAIMS[claim]
-    params = subject.manifest.claims[claim]
-    return [str(c) for c in failures(judge(measure(subject, params), params))]
+    return failed_checks(subject, claim, *CLAIMS[claim])
 
 
 def permute_features(sae, seed: int = 0):

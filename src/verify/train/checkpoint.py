@@ -1,11 +1,17 @@
-"""Building a HookedTransformer from plain config and saving it as the embedded subjects ship it."""
+"""What the model trainers share: the model from plain config, the LR schedule, saving as the embedded
+subjects ship it, and the command line."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 from pathlib import Path
+from typing import Callable
 
 import torch
+
+from verify.devices import resolve_device
 
 
 def build_model(model_cfg: dict, device: str):
@@ -22,3 +28,19 @@ def save_checkpoint(model, out: Path, model_cfg: dict, record: dict) -> None:
     save_file({k: v.detach().cpu().contiguous() for k, v in model.named_parameters()}, out / "model.safetensors")
     (out / "model_config.json").write_text(json.dumps(model_cfg, indent=2) + "\n")
     (out / "training.json").write_text(json.dumps({**record, "torch": torch.__version__}, indent=2) + "\n")
+
+
+def warmup_cosine(opt, warmup_steps: int, total_steps: int):
+    """Linear warm-up over `warmup_steps`, then cosine decay to zero at `total_steps`."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
+
+
+def train_command(doc: str, default_out: Path, train: Callable[[Path, str, float], None], argv: list[str] | None = None) -> None:
+    """`--out --device --minutes` -> train(out, device, minutes)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=default_out)
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")
+    parser.add_argument("--minutes", type=float, default=90.0, help="stop training after this many minutes")
+    args = parser.parse_args(argv)
+    train(args.out, resolve_device(args.device), args.minutes)

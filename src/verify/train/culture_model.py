@@ -12,8 +12,7 @@ Reproducible from the seeds in CONFIG on one device type.
 
 from __future__ import annotations
 
-import argparse
-import math
+import multiprocessing
 import os
 import sys
 import time
@@ -26,8 +25,7 @@ from verify.culture.data import TASKS
 from verify.culture.evaluate import teacher_forced_verdicts
 from verify.culture.layout import VOCAB_SIZE, PuzzleLayout
 from verify.culture.tasks import generate_task
-from verify.devices import resolve_device
-from verify.train.checkpoint import build_model, save_checkpoint
+from verify.train.checkpoint import build_model, save_checkpoint, train_command, warmup_cosine
 
 LAYOUT = PuzzleLayout(6, 6, 4, True)
 CONFIG = {
@@ -47,7 +45,7 @@ CONFIG = {
     },
     "train_per_task": 12_000,
     "train_seed": 10_000,  # chunk c of task t is generate_task(t, chunk, train_seed + c)
-    "chunk": 1_000,
+    "chunk": 500,
     "eval_per_task": 200,
     "eval_seed": 20_000,
     "batch": 64,
@@ -68,7 +66,8 @@ def loss_positions(layout: PuzzleLayout) -> torch.Tensor:
 def generate(per_task: int, seed: int, chunk: int, log) -> torch.Tensor:
     """(8 * per_task, length) puzzles, task-major, generated in chunks on every CPU core."""
     jobs = [(task, min(chunk, per_task - start), seed + start // chunk) for task in TASKS for start in range(0, per_task, chunk)]
-    with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
+    # spawn, not fork: forking a process whose torch thread pool is running is unsafe
+    with ProcessPoolExecutor(max_workers=os.cpu_count(), mp_context=multiprocessing.get_context("spawn")) as pool:
         parts = []
         for i, part in enumerate(pool.map(generate_task, *zip(*jobs), [LAYOUT] * len(jobs))):
             parts.append(part)
@@ -94,8 +93,7 @@ def train(out: Path, device: str, minutes: float) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     steps_per_epoch = len(x) // cfg["batch"]
     total = steps_per_epoch * cfg["epochs"]
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / cfg["warmup_steps"]) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    sched = warmup_cosine(opt, cfg["warmup_steps"], total)
     gen = torch.Generator().manual_seed(cfg["train_seed"])
     history, step, start, stop_reason = [], 0, time.time(), "all epochs done"
     log(f"{total} steps of {cfg['batch']} puzzles on {device}")
@@ -131,12 +129,7 @@ def train(out: Path, device: str, minutes: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("fixtures/culture-tiny"))
-    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")
-    parser.add_argument("--minutes", type=float, default=90.0, help="stop training after this many minutes")
-    args = parser.parse_args(argv)
-    train(args.out, resolve_device(args.device), args.minutes)
+    train_command(__doc__, Path("fixtures/culture-tiny"), train, argv)
 
 
 if __name__ == "__main__":

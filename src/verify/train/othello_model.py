@@ -11,8 +11,6 @@ Writes model.safetensors, model_config.json and training.json into --out.
 
 from __future__ import annotations
 
-import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -21,8 +19,7 @@ import numpy as np
 import torch
 
 from verify import othello
-from verify.devices import resolve_device
-from verify.train.checkpoint import build_model, save_checkpoint
+from verify.train.checkpoint import build_model, save_checkpoint, train_command, warmup_cosine
 
 CONFIG = {
     "model": {
@@ -88,10 +85,7 @@ def train(out: Path, device: str, minutes: float) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     steps_per_epoch = len(x) // cfg["batch_games"]
     total = steps_per_epoch * cfg["epochs"]
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt,
-        lambda s: min(1.0, (s + 1) / cfg["warmup_steps"]) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)),
-    )
+    sched = warmup_cosine(opt, cfg["warmup_steps"], total)
     gen = torch.Generator().manual_seed(cfg["train_seed"])
     history, step, start = [], 0, time.time()
     rate = legal_top1_rate(model, ex, ey)
@@ -135,12 +129,7 @@ def save(model, out: Path, cfg: dict, history: list, device: str, step: int, sto
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("fixtures/othello-tiny"))
-    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")
-    parser.add_argument("--minutes", type=float, default=90.0, help="stop training after this many minutes")
-    args = parser.parse_args(argv)
-    train(args.out, resolve_device(args.device), args.minutes)
+    train_command(__doc__, Path("fixtures/othello-tiny"), train, argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,162 @@
+"""Build the embedded subject `culture-tiny` from nothing: model, discovery, SAE, manifest.
+
+    python -m verify.train.culture_tiny [--device auto] [--minutes 60] [--skip-model]
+
+1. trains the model (verify.train.culture_model) into fixtures/culture-tiny/;
+2. writes fixtures/subjects/culture-tiny.toml with the model's files, hashes and training record;
+3. sweeps every layer's attention and MLP output against every task on the *selection* split
+   (verify.train.discover_culture) and keeps the most selective (hook, task) pair;
+4. trains an sae_lens SAE on that hook from activations on freshly generated puzzles;
+5. measures solved rates and the splice on the selection split and writes the three claims with
+   thresholds from POLICY. The claims then confirm on the confirmation split.
+Every step is seeded; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from verify import sources
+from verify.culture.data import TASKS
+from verify.culture.tasks import generate_task
+from verify.devices import resolve_device
+from verify.findings import culture as f
+from verify.subjects import load_subject, read_manifest
+from verify.train import culture_model, discover_culture
+from verify.train.sae import train_sae
+
+ROOT = Path(__file__).resolve().parents[3]
+OUT = ROOT / "fixtures" / "culture-tiny"
+MANIFEST = ROOT / "fixtures" / "subjects" / "culture-tiny.toml"
+SAE = {"d_sae": 1024, "l1_coefficient": 2.0, "training_tokens": 4_000_000, "puzzles_per_task": 800, "puzzles_seed": 30_000, "seed": 0}
+DATA = {"selection_seed": 100, "confirmation_seed": 101, "size": 400}
+# thresholds written from the selection split's measurements
+POLICY = {"solved_rate_slack": 0.05, "min_restored_fraction_of_selection": 0.5, "clean_change_slack": 0.03}
+
+HEADER = """\
+# culture-tiny: a puzzle GPT and SAE trained by this repository (README: "Embedded subjects").
+# Rebuilt by `python -m verify.train.culture_tiny`, which rewrites this file.
+name = "culture-tiny"
+domain = "culture"
+description = "4-layer, 128-wide puzzle GPT on generated 6x6 puzzles of the eight world tasks"
+
+[model]
+loader = "hooked_transformer"
+weights = "../culture-tiny/model.safetensors"
+config = "../culture-tiny/model_config.json"
+sha256 = {{ weights = "{w_hash}", config = "{c_hash}" }}
+
+[data]
+source = "culture-synthetic"
+grid_height = {height}
+grid_width = {width}
+selection_seed = {selection_seed}
+confirmation_seed = {confirmation_seed}
+size = {size}
+
+[training]
+model_record = "../culture-tiny/training.json"
+model_solved_heldout = '{solved}'
+"""
+
+SAE_TABLE = """
+[saes.{name}]
+loader = "sae_lens"
+hook = "{hook}"
+path = "../culture-tiny/sae-{name}"
+sha256 = {{ "cfg.json" = "{cfg_hash}", "sae_weights.safetensors" = "{sae_hash}" }}
+"""
+
+CLAIMS = """
+# --- written by `python -m verify.train.culture_tiny` from the selection split -------------------
+# Thresholds follow verify.train.culture_tiny.POLICY and discover_culture.POLICY; the claims confirm
+# on the confirmation split.
+
+[claims.solved_rate]
+# selection split: {solved}
+min_rate = {min_rate:.2f}
+max_rate = 1.0
+
+{ablation}
+[claims.sae_splice_restores]
+# selection split: {restored} of {n_broken} ablation-broken {task} puzzles restored; largest |splice - clean| = {change:.4f}
+sae = "{sae}"
+task = "{task}"
+min_restored = {min_restored:.4f}
+max_clean_change = {max_change:.4f}
+"""
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def sae_name(hook: str) -> str:
+    """blocks.2.hook_mlp_out -> mlp2, blocks.1.hook_attn_out -> attn1."""
+    _, layer, point = hook.split(".")
+    return point.removeprefix("hook_").removesuffix("_out") + layer
+
+
+def write_header() -> None:
+    record = json.loads((OUT / "training.json").read_text())
+    MANIFEST.write_text(HEADER.format(
+        w_hash=sources.sha256_of(OUT / "model.safetensors"), c_hash=sources.sha256_of(OUT / "model_config.json"),
+        height=culture_model.LAYOUT.height, width=culture_model.LAYOUT.width,
+        solved=json.dumps(record["history"][-1]["solved"]), **DATA))
+
+
+def train_splice_sae(subject, hook: str, device: str) -> dict:
+    tokens = torch.cat([generate_task(task, SAE["puzzles_per_task"], SAE["puzzles_seed"], culture_model.LAYOUT) for task in TASKS])
+    return train_sae(subject.model, tokens[:, :-1], hook, OUT / f"sae-{sae_name(hook)}", d_sae=SAE["d_sae"],
+                     l1_coefficient=SAE["l1_coefficient"], training_tokens=SAE["training_tokens"], seed=SAE["seed"], device=device)
+
+
+def build(device: str, minutes: float, skip_model: bool) -> None:
+    if not skip_model:
+        culture_model.train(OUT, device, minutes)
+    write_header()
+    subject = load_subject(read_manifest(MANIFEST), device)
+    table = discover_culture.sweep(subject)
+    hook, task, rate, other = discover_culture.most_selective(table)
+    log(f"most selective: zeroing {hook} breaks {rate:.3f} of {task}, at most {other:.3f} of any other task")
+
+    name = sae_name(hook)
+    summary = train_splice_sae(subject, hook, device)
+    log(f"SAE on {hook}: {summary}")
+    folder = OUT / f"sae-{name}"
+    with MANIFEST.open("a") as fh:
+        fh.write(f"sae_config = '{json.dumps(SAE)}'\nsae_summary = '{json.dumps(summary)}'\n")
+        fh.write(SAE_TABLE.format(name=name, hook=hook, cfg_hash=sources.sha256_of(folder / "cfg.json"),
+                                  sae_hash=sources.sha256_of(folder / "sae_weights.safetensors")))
+
+    subject = load_subject(read_manifest(MANIFEST), device)
+    solved = f.measure_solved_rate(subject, f.SolvedRate(min_rate=0.0), "selection")
+    splice = f.measure_splice(subject, f.SAESpliceRestores(name, task, 0.0, 1.0), "selection")
+    change = max(abs(e.value) for e in splice.clean_change.values())
+    with MANIFEST.open("a") as fh:
+        fh.write(CLAIMS.format(
+            solved=" ".join(f"{t}={e.value:.3f}" for t, e in solved.items()),
+            min_rate=max(0.0, min(e.value for e in solved.values()) - POLICY["solved_rate_slack"]),
+            ablation=discover_culture.claim_table(hook, task, rate, other),
+            restored=round(splice.restored.value * splice.n_broken), n_broken=splice.n_broken, task=task, change=change, sae=name,
+            min_restored=splice.restored.value * POLICY["min_restored_fraction_of_selection"],
+            max_change=change + POLICY["clean_change_slack"]))
+    log(f"wrote {MANIFEST}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    parser.add_argument("--minutes", type=float, default=90.0, help="time budget for model training")
+    parser.add_argument("--skip-model", action="store_true", help="reuse the trained model in fixtures/culture-tiny")
+    args = parser.parse_args(argv)
+    build(resolve_device(args.device), args.minutes, args.skip_model)
+
+
+if __name__ == "__main__":
+    main()
