@@ -99,7 +99,7 @@ def _typed(value: Any, hint: Any, where: str) -> Any:
     if origin is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if origin in (list, tuple) and isinstance(value, list):
-        (item,) = typing.get_args(hint) or (Any,)
+        item = (typing.get_args(hint) or (Any,))[0]  # list[X] and tuple[X, ...]
         items = [v if item is Any else _typed(v, item, where) for v in value]
         return tuple(items) if origin is tuple else items
     if origin is Any or (isinstance(value, origin) and not (origin is int and isinstance(value, bool))):

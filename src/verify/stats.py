@@ -93,3 +93,9 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     avg = first + (counts - 1) / 2 + 1
     ranks[order] = np.repeat(avg, counts)
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def rate_difference_se(p: float, n: int) -> float:
+    """Standard error of the difference between two independent n-sample rates whose truth is p:
+    how far a rate measured on the selection split may move on the confirmation split."""
+    return float(np.sqrt(2 * p * (1 - p) / n))

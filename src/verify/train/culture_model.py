@@ -98,11 +98,13 @@ def train(out: Path, device: str, minutes: float) -> None:
     history, step, start, stop_reason = [], 0, time.time(), "all epochs done"
     log(f"{total} steps of {cfg['batch']} puzzles on {device}")
 
-    def evaluate(loss: float, stopped: str) -> None:
+    def evaluate(loss: float) -> None:
         rates = solved_rates(model, held_out, cfg["eval_per_task"])
         history.append({"step": step, "loss": round(loss, 5), "solved": rates, "seconds": round(time.time() - start)})
         log(f"step {step}/{total} loss {loss:.4f} ({(time.time() - start) / 60:.1f} min) held-out solved: "
             + " ".join(f"{t}={r:.2f}" for t, r in rates.items()))
+
+    def save(stopped: str) -> None:
         save_checkpoint(model, out, cfg["model"], {"config": cfg, "device": device, "steps": step, "stopped": stopped, "history": history})
 
     for epoch in range(cfg["epochs"]):
@@ -117,14 +119,17 @@ def train(out: Path, device: str, minutes: float) -> None:
             sched.step()
             step += 1
             if step % cfg["eval_every"] == 0:
-                evaluate(loss.item(), "in progress")
+                evaluate(loss.item())
+                save("in progress")
             if (time.time() - start) / 60 > minutes:
                 stop_reason = f"time budget of {minutes} min reached"
                 break
         else:
             continue
         break
-    evaluate(loss.item(), stop_reason)
+    if not history or history[-1]["step"] != step:  # unless the last step was just evaluated
+        evaluate(loss.item())
+    save(stop_reason)
     log(f"finished ({stop_reason})")
 
 

@@ -16,6 +16,7 @@ import re
 import sys
 from pathlib import Path
 
+from verify import stats
 from verify.culture.data import TASKS
 from verify.culture.evaluate import zero_ablation
 from verify.findings import CLAIM_SCHEMAS
@@ -23,7 +24,9 @@ from verify.findings import culture as f
 from verify.manifest import load_manifest
 from verify.subjects import load_subject
 
-POLICY = {"min_broken_fraction_of_selection": 0.5, "other_slack": 0.02}
+# min_broken: half the selection rate; max_broken_other: the highest other rate plus the larger of
+# other_slack and `standard_errors` standard errors of a rate difference between two splits
+POLICY = {"min_broken_fraction_of_selection": 0.5, "other_slack": 0.02, "standard_errors": 3}
 
 
 def sweep(subject) -> dict[str, dict[str, float]]:
@@ -48,16 +51,17 @@ def most_selective(table: dict[str, dict[str, float]]) -> tuple[str, str, float,
     return best
 
 
-def claim_table(hook: str, task: str, rate: float, other: float) -> str:
-    """The [claims.ablation_breaks_one_task] TOML table for a discovered pair, thresholds from POLICY."""
-    return (f'[claims.ablation_breaks_one_task]\n# discover_culture on the selection split: {task} {rate:.3f}, '
+def claim_table(hook: str, task: str, rate: float, other: float, n: int) -> str:
+    """The [claims.ablation_breaks_one_task] TOML table for a pair discovered on n puzzles per task."""
+    slack = max(POLICY["other_slack"], POLICY["standard_errors"] * stats.rate_difference_se(other, n))
+    return (f'[claims.ablation_breaks_one_task]\n# discover_culture on the selection split ({n} puzzles per task): {task} {rate:.3f}, '
             f'highest other task {other:.3f}\nhook = "{hook}"\ntask = "{task}"\n'
             f"min_broken = {rate * POLICY['min_broken_fraction_of_selection']:.4f}\n"
-            f"max_broken_other = {other + POLICY['other_slack']:.4f}\n")
+            f"max_broken_other = {other + slack:.4f}\n")
 
 
-def write_claim(manifest: Path, hook: str, task: str, rate: float, other: float) -> None:
-    table = claim_table(hook, task, rate, other)
+def write_claim(manifest: Path, hook: str, task: str, rate: float, other: float, n: int) -> None:
+    table = claim_table(hook, task, rate, other, n)
     text = manifest.read_text()
     pattern = re.compile(r"^\[claims\.ablation_breaks_one_task\].*?(?=^\[|\Z)", re.M | re.S)
     manifest.write_text(pattern.sub(table + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + table)
@@ -73,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     hook, task, rate, other = most_selective(sweep(subject))
     print(f"most selective: zeroing {hook} breaks {rate:.3f} of {task}, at most {other:.3f} of any other task", file=sys.stderr)
     if args.write:
-        write_claim(args.manifest, hook, task, rate, other)
+        write_claim(args.manifest, hook, task, rate, other, subject.manifest.data.size)
         print(f"wrote [claims.ablation_breaks_one_task] into {args.manifest}", file=sys.stderr)
 
 
