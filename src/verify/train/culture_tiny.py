@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from verify import sources
+from verify import sources, stats
 from verify.culture.data import TASKS
 from verify.culture.tasks import generate_task
 from verify.devices import resolve_device
@@ -35,8 +35,12 @@ OUT = ROOT / "fixtures" / "culture-tiny"
 MANIFEST = ROOT / "fixtures" / "subjects" / "culture-tiny.toml"
 SAE = {"d_sae": 1024, "l1_coefficient": 2.0, "training_tokens": 4_000_000, "puzzles_per_task": 800, "puzzles_seed": 30_000, "seed": 0}
 DATA = {"selection_seed": 100, "confirmation_seed": 101, "size": 400}
-# thresholds written from the selection split's measurements
-POLICY = {"solved_rate_slack": 0.05, "min_restored_fraction_of_selection": 0.5, "clean_change_slack": 0.03}
+# Thresholds written from the selection split's measurements. A task's solved-rate bound is its
+# selection rate minus the larger of solved_rate_slack and `standard_errors` standard errors of a
+# rate difference between two splits; a task whose bound would be <= min_claimed_rate is left out
+# of the claim (a bound of zero cannot fail) and named in the manifest as not learned.
+POLICY = {"solved_rate_slack": 0.05, "standard_errors": 3, "min_claimed_rate": 0.02,
+          "min_restored_fraction_of_selection": 0.5}
 
 HEADER = """\
 # culture-tiny: a puzzle GPT and SAE trained by this repository (README: "Embedded subjects").
@@ -78,18 +82,29 @@ CLAIMS = """
 # on the confirmation split.
 
 [claims.solved_rate]
-# selection split: {solved}
-min_rate = {min_rate:.2f}
+# selection split ({n} puzzles per task): {solved}
+# not learned (left out): {not_learned}
+tasks = [{tasks}]
+min_rate = {min_rate:.4f}
+min_rate_by_task = {{ {by_task} }}
 max_rate = 1.0
 
 {ablation}
 [claims.sae_splice_restores]
-# selection split: {restored} of {n_broken} ablation-broken {task} puzzles restored; largest |splice - clean| = {change:.4f}
+# selection split: {restored} of {n_broken} ablation-broken {task} puzzles restored; largest |splice - clean| = {change:.4f},
+# largest 95% interval width of a task's change = {width:.4f}; max_clean_change is their sum
 sae = "{sae}"
 task = "{task}"
 min_restored = {min_restored:.4f}
 max_clean_change = {max_change:.4f}
 """
+
+
+def solved_bounds(solved: dict, n: int) -> dict[str, float]:
+    """task -> lower bound for the tasks that are claimed (POLICY)."""
+    bounds = {t: e.value - max(POLICY["solved_rate_slack"], POLICY["standard_errors"] * stats.rate_difference_se(e.value, n))
+              for t, e in solved.items()}
+    return {t: round(b, 4) for t, b in bounds.items() if b > POLICY["min_claimed_rate"]}
 
 
 def log(msg: str) -> None:
@@ -135,17 +150,24 @@ def build(device: str, minutes: float, skip_model: bool) -> None:
                                   sae_hash=sources.sha256_of(folder / "sae_weights.safetensors")))
 
     subject = load_subject(read_manifest(MANIFEST), device)
+    n = DATA["size"]
     solved = f.measure_solved_rate(subject, f.SolvedRate(min_rate=0.0), "selection")
+    bounds = solved_bounds(solved, n)
     splice = f.measure_splice(subject, f.SAESpliceRestores(name, task, 0.0, 1.0), "selection")
+    if splice.n_broken == 0:
+        raise SystemExit(f"zeroing {hook} breaks no {task} puzzle on the selection split: no splice claim can be made")
     change = max(abs(e.value) for e in splice.clean_change.values())
+    width = max(e.hi - e.lo for e in splice.clean_change.values())
     with MANIFEST.open("a") as fh:
         fh.write(CLAIMS.format(
-            solved=" ".join(f"{t}={e.value:.3f}" for t, e in solved.items()),
-            min_rate=max(0.0, min(e.value for e in solved.values()) - POLICY["solved_rate_slack"]),
-            ablation=discover_culture.claim_table(hook, task, rate, other),
-            restored=round(splice.restored.value * splice.n_broken), n_broken=splice.n_broken, task=task, change=change, sae=name,
-            min_restored=splice.restored.value * POLICY["min_restored_fraction_of_selection"],
-            max_change=change + POLICY["clean_change_slack"]))
+            n=n, solved=" ".join(f"{t}={e.value:.3f}" for t, e in solved.items()),
+            not_learned=", ".join(t for t in TASKS if t not in bounds) or "none",
+            tasks=", ".join(f'"{t}"' for t in bounds), min_rate=min(bounds.values()),
+            by_task=", ".join(f"{t} = {b}" for t, b in bounds.items()),
+            ablation=discover_culture.claim_table(hook, task, rate, other, n),
+            restored=round(splice.restored.value * splice.n_broken), n_broken=splice.n_broken, task=task,
+            change=change, width=width, sae=name,
+            min_restored=splice.restored.value * POLICY["min_restored_fraction_of_selection"], max_change=change + width))
     log(f"wrote {MANIFEST}")
 
 
