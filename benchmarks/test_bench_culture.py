@@ -1,54 +1,77 @@
 """Culture throughput: teacher-forced verdicts against greedy generation on the same puzzles, and a
-hooked forward. The model is a random culture-architecture model (12 blocks like the real one,
-narrower), on the real 405-token layout; half the puzzles carry the model's own greedy answer so
-that both verdicts occur."""
+hooked forward, on two models: a random model of the real architecture (12 blocks, narrower) on the
+real 405-token layout, and the trained embedded subject culture-tiny on its 6x6 layout. Both
+verdicts occur: half the puzzles carry the model's own greedy answer (judged solved); the others
+keep the random model's (wrong) answer, or carry culture-tiny's answer with its first cell changed."""
 
 import time
+from dataclasses import dataclass
 
 import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
+from tests.conftest import CULTURE_TINY
 from verify.culture.evaluate import greedy_answers, greedy_verdicts, teacher_forced_verdicts, zero_ablation
-from verify.culture.layout import REAL_LAYOUT
+from verify.culture.layout import REAL_LAYOUT, PuzzleLayout
 from verify.culture.tasks import generate_task
 from verify.flops import forward_flops
 from verify.loaders.culture_pth import CULTURE_GPT_CONFIG
+from verify.subjects import load_subject, read_manifest
 
 PUZZLES = 8
 
 
-@pytest.fixture(scope="module")
-def model():
+@dataclass
+class Case:
+    model: HookedTransformer
+    layout: PuzzleLayout
+    puzzles: torch.Tensor
+    hook: str
+
+
+def random_real_architecture() -> Case:
     torch.manual_seed(0)
     cfg = {**CULTURE_GPT_CONFIG, "d_model": 64, "n_heads": 4, "d_head": 16, "d_mlp": 256}
-    return HookedTransformer(HookedTransformerConfig(**cfg, device="cpu")).eval()
-
-
-@pytest.fixture(scope="module")
-def puzzles(model):
-    p = generate_task("contact", PUZZLES, 0, REAL_LAYOUT)
+    model = HookedTransformer(HookedTransformerConfig(**cfg, device="cpu")).eval()
+    puzzles = generate_task("contact", PUZZLES, 0, REAL_LAYOUT)
     half = PUZZLES // 2
-    p[:half, REAL_LAYOUT.answer_slice] = greedy_answers(model, p[:half], REAL_LAYOUT)
-    return p
+    puzzles[:half, REAL_LAYOUT.answer_slice] = greedy_answers(model, puzzles[:half], REAL_LAYOUT)
+    return Case(model, REAL_LAYOUT, puzzles, "blocks.8.hook_mlp_out")
 
 
-def test_teacher_forced_vs_greedy(benchmark, record, model, puzzles):
+def culture_tiny() -> Case:
+    subject = load_subject(read_manifest(CULTURE_TINY), "cpu")
+    d = subject.manifest.data
+    layout = PuzzleLayout(d.grid_height, d.grid_width)
+    puzzles = generate_task("contact", PUZZLES, d.confirmation_seed, layout)
+    answers = greedy_answers(subject.model, puzzles, layout)
+    puzzles[:, layout.answer_slice] = answers
+    puzzles[PUZZLES // 2 :, layout.answer_slice.start] = (answers[PUZZLES // 2 :, 0] + 1) % 11
+    return Case(subject.model, layout, puzzles, subject.manifest.claims["ablation_breaks_one_task"].hook)
+
+
+@pytest.fixture(scope="module", params=["random-real-architecture", "culture-tiny"])
+def case(request) -> Case:
+    return {"random-real-architecture": random_real_architecture, "culture-tiny": culture_tiny}[request.param]()
+
+
+def test_teacher_forced_vs_greedy(benchmark, record, case):
+    model, layout, puzzles = case.model, case.layout, case.puzzles
     start = time.perf_counter()
-    greedy = greedy_verdicts(model, puzzles, REAL_LAYOUT)
+    greedy = greedy_verdicts(model, puzzles, layout)
     greedy_s = time.perf_counter() - start
-    tf = benchmark(teacher_forced_verdicts, model, puzzles, REAL_LAYOUT)
+    tf = benchmark(teacher_forced_verdicts, model, puzzles, layout)
     assert tf.tolist() == greedy.tolist() and 0 < sum(tf.tolist()) < PUZZLES  # equal, and not vacuously
     start = time.perf_counter()
-    teacher_forced_verdicts(model, puzzles, REAL_LAYOUT)
+    teacher_forced_verdicts(model, puzzles, layout)
     tf_s = time.perf_counter() - start
-    record(forward_flops(model.cfg, PUZZLES, REAL_LAYOUT.length - 1), PUZZLES * (REAL_LAYOUT.length - 1),
+    record(forward_flops(model.cfg, PUZZLES, layout.length - 1), PUZZLES * (layout.length - 1),
            greedy_seconds=round(greedy_s, 3), teacher_forced_seconds=round(tf_s, 4),
            speedup_over_greedy=round(greedy_s / tf_s, 1), verdicts_per_s=round(PUZZLES / tf_s, 1))
 
 
-def test_forward_with_ablation_hook(benchmark, record, model, puzzles):
-    hooks = [zero_ablation("blocks.8.hook_mlp_out")]
-    verdicts = benchmark(teacher_forced_verdicts, model, puzzles, REAL_LAYOUT, hooks)
+def test_forward_with_ablation_hook(benchmark, record, case):
+    verdicts = benchmark(teacher_forced_verdicts, case.model, case.puzzles, case.layout, [zero_ablation(case.hook)])
     assert verdicts.shape == (PUZZLES,)
-    record(forward_flops(model.cfg, PUZZLES, REAL_LAYOUT.length - 1), PUZZLES * (REAL_LAYOUT.length - 1))
+    record(forward_flops(case.model.cfg, PUZZLES, case.layout.length - 1), PUZZLES * (case.layout.length - 1))

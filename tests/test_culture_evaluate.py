@@ -78,7 +78,23 @@ def test_discovery_writes_the_claim_table(tmp_path):
 
     path = tmp_path / "m.toml"
     path.write_text('name = "x"\n\n[claims.ablation_breaks_one_task]\nhook = "old"\n\n[claims.solved_rate]\nmin_rate = 0.9\n')
-    write_claim(path, "blocks.2.hook_mlp_out", "grow", 0.2, 0.01)
+    write_claim(path, "blocks.2.hook_mlp_out", "grow", 0.2, 0.01, 400)
     text = path.read_text()
     assert 'hook = "blocks.2.hook_mlp_out"' in text and "old" not in text and "min_broken = 0.1000" in text
+    assert f"max_broken_other = {0.01 + 3 * (2 * 0.01 * 0.99 / 400) ** 0.5:.4f}" in text  # 3 standard errors > 0.02
     assert "[claims.solved_rate]\nmin_rate = 0.9" in text
+
+
+def test_culture_tiny_names_its_sae_after_the_hook():
+    from verify.train.culture_tiny import sae_name
+
+    assert sae_name("blocks.2.hook_mlp_out") == "mlp2" and sae_name("blocks.0.hook_attn_out") == "attn0"
+
+
+def test_culture_tiny_claims_only_tasks_whose_bound_can_fail():
+    from verify.stats import Estimate
+    from verify.train.culture_tiny import solved_bounds
+
+    bounds = solved_bounds({"frame": Estimate(0.9, 0.87, 0.93), "grow": Estimate(0.99, 0.98, 1.0),
+                            "translate": Estimate(0.01, 0.0, 0.02)}, 400)
+    assert bounds == {"frame": round(0.9 - 3 * (2 * 0.9 * 0.1 / 400) ** 0.5, 4), "grow": 0.94}  # 3 SE, or the 0.05 floor

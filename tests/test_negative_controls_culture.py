@@ -1,0 +1,56 @@
+"""Each culture claim holds on culture-tiny and fails where its finding is false."""
+
+import torch
+
+from tests.conftest import deepcopy_model, failed_checks, mutated, random_model
+from verify.activations import random_like
+from verify.findings import culture as f
+
+CLAIMS = {
+    "solved_rate": (f.measure_solved_rate, f.judge_solved_rate),
+    "ablation_breaks_one_task": (f.measure_ablation, f.judge_ablation),
+    "sae_splice_restores": (f.measure_splice, f.judge_splice),
+}
+
+
+def verdict(subject, claim: str) -> list[str]:
+    return failed_checks(subject, claim, *CLAIMS[claim])
+
+
+def silenced(subject, hook: str):
+    """A copy of the model whose `hook` output is always zero: ablating it can change nothing."""
+    model = deepcopy_model(subject)
+    _, layer, point = hook.split(".")
+    block = model.blocks[int(layer)]
+    weights = {"hook_mlp_out": (block.mlp.W_out, block.mlp.b_out), "hook_attn_out": (block.attn.W_O, block.attn.b_O)}[point]
+    with torch.no_grad():
+        for w in weights:
+            w.zero_()
+    return model
+
+
+def test_claims_hold_on_the_embedded_subject(culture_tiny):
+    for claim in CLAIMS:
+        assert verdict(culture_tiny, claim) == [], claim
+
+
+def test_solved_rate_fails_on_a_random_model(culture_tiny):
+    failed = verdict(mutated(culture_tiny, model=random_model(culture_tiny)), "solved_rate")
+    assert len(failed) == len(culture_tiny.manifest.claims["solved_rate"].tasks), failed  # every claimed task
+
+
+def test_ablation_claim_fails_on_a_random_model(culture_tiny):
+    assert verdict(mutated(culture_tiny, model=random_model(culture_tiny)), "ablation_breaks_one_task")
+
+
+def test_ablation_claim_fails_when_the_hook_carries_nothing(culture_tiny):
+    hook = culture_tiny.manifest.claims["ablation_breaks_one_task"].hook
+    failed = verdict(mutated(culture_tiny, model=silenced(culture_tiny, hook)), "ablation_breaks_one_task")
+    assert any("FAIL broken by zeroing" in c for c in failed), failed
+
+
+def test_splice_claim_fails_with_a_random_sae(culture_tiny):
+    name = culture_tiny.manifest.claims["sae_splice_restores"].sae
+    bad = mutated(culture_tiny, saes={name: random_like(culture_tiny.saes[name], seed=7)})
+    failed = verdict(bad, "sae_splice_restores")
+    assert any("FAIL restored by" in c for c in failed) and any("FAIL splice - clean" in c for c in failed), failed
