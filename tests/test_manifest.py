@@ -10,11 +10,12 @@ from verify.manifest import ManifestError
 from verify.subjects import Registry, builtin_manifest_paths, read_manifest
 
 TINY = Path(__file__).resolve().parents[1] / "fixtures" / "subjects" / "othello-tiny.toml"
+CULTURE_TINY = TINY.parent / "culture-tiny.toml"
 
 
-def copy_manifest(tmp_path: Path, edit=lambda text: text) -> Path:
-    """A copy of othello-tiny.toml in tmp_path whose relative paths still point at fixtures/."""
-    text = TINY.read_text().replace('"../othello-tiny/', f'"{TINY.parent.parent / "othello-tiny"}/')
+def copy_manifest(tmp_path: Path, edit=lambda text: text, original: Path = TINY) -> Path:
+    """A copy of a shipped manifest in tmp_path whose relative paths still point at fixtures/."""
+    text = original.read_text().replace('"../', f'"{original.parent.parent}/')
     path = tmp_path / "copy.toml"
     path.write_text(edit(text))
     return path
@@ -22,7 +23,7 @@ def copy_manifest(tmp_path: Path, edit=lambda text: text) -> Path:
 
 def test_builtin_manifests_parse():
     names = [read_manifest(p).name for p in builtin_manifest_paths()]
-    assert "othello-tiny" in names
+    assert "othello-tiny" in names and "culture-tiny" in names
 
 
 @pytest.mark.parametrize("path", builtin_manifest_paths(), ids=lambda p: p.stem)
@@ -97,3 +98,23 @@ def test_sae_folder_with_corrupt_config_is_named(tmp_path):
     path = copy_manifest(tmp_path, lambda t: t.replace(f'{TINY.parent.parent / "othello-tiny"}/sae-resid', str(folder)))
     with pytest.raises(ManifestError, match="cfg.json: cannot read as JSON"):
         read_manifest(path)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t.replace('tasks = ["contact"', 'tasks = ["contakt"'), r"\[claims.solved_rate\]: unknown task 'contakt'"),
+        (lambda t: t.replace("min_rate_by_task = { contact", "min_rate_by_task = { contakt"), r"\[claims.solved_rate\]: unknown task 'contakt'"),
+        (lambda t: t.replace('tasks = ["contact", ', 'tasks = [1, '), r"\[claims.solved_rate\] tasks: expected str, got 1"),
+        (lambda t: t.replace('task = "replace_color"', 'task = "recolour"', 1), r"\[claims.ablation_breaks_one_task\]: unknown task 'recolour'"),
+        (lambda t: t.replace("grid_height = 6", "grid_height = 6.5"), r"\[data\] grid_height: expected int"),
+    ],
+    ids=["unknown-task", "unknown-task-bound", "task-not-a-name", "unknown-ablation-task", "fractional-grid"],
+)
+def test_culture_manifest_errors_name_file_and_field(tmp_path, edit, message):
+    original = copy_manifest(tmp_path, original=CULTURE_TINY).read_text()
+    path = copy_manifest(tmp_path, edit, CULTURE_TINY)
+    assert path.read_text() != original, "the edit did not apply: the test would prove nothing"
+    with pytest.raises(ManifestError, match=message) as err:
+        read_manifest(path)
+    assert str(path) in str(err.value)

@@ -1,5 +1,5 @@
-"""What the model trainers share: the model from plain config, the LR schedule, saving as the embedded
-subjects ship it, and the command line."""
+"""What the model trainers and subject builders share: the model from plain config, the LR schedule,
+saving as the embedded subjects ship it, and their command lines."""
 
 from __future__ import annotations
 
@@ -44,3 +44,13 @@ def train_command(doc: str, default_out: Path, train: Callable[[Path, str, float
     parser.add_argument("--minutes", type=float, default=90.0, help="stop training after this many minutes")
     args = parser.parse_args(argv)
     train(args.out, resolve_device(args.device), args.minutes)
+
+
+def build_command(doc: str, out: Path, build: Callable[[str, float, bool], None], argv: list[str] | None = None) -> None:
+    """`--device --minutes --skip-model` -> build(device, minutes, skip_model) for a subject built in `out`."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")
+    parser.add_argument("--minutes", type=float, default=90.0, help="time budget for model training")
+    parser.add_argument("--skip-model", action="store_true", help=f"reuse the trained model in {out}")
+    args = parser.parse_args(argv)
+    build(resolve_device(args.device), args.minutes, args.skip_model)

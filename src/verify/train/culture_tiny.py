@@ -14,7 +14,6 @@ Every step is seeded; progress goes to stderr.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -24,10 +23,10 @@ import torch
 from verify import sources, stats
 from verify.culture.data import TASKS
 from verify.culture.tasks import generate_task
-from verify.devices import resolve_device
 from verify.findings import culture as f
 from verify.subjects import load_subject, read_manifest
 from verify.train import culture_model, discover_culture
+from verify.train.checkpoint import build_command
 from verify.train.sae import train_sae
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -172,12 +171,7 @@ def build(device: str, minutes: float, skip_model: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
-    parser.add_argument("--minutes", type=float, default=90.0, help="time budget for model training")
-    parser.add_argument("--skip-model", action="store_true", help="reuse the trained model in fixtures/culture-tiny")
-    args = parser.parse_args(argv)
-    build(resolve_device(args.device), args.minutes, args.skip_model)
+    build_command(__doc__, OUT, build, argv)
 
 
 if __name__ == "__main__":

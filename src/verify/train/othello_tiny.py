@@ -11,16 +11,15 @@ Every step is seeded; progress goes to stderr.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import torch
 
 from verify import othello, sources
-from verify.devices import resolve_device
 from verify.loaders import load_hooked_transformer
 from verify.train import discover_othello, othello_model
+from verify.train.checkpoint import build_command
 from verify.train.sae import train_sae
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -84,12 +83,7 @@ def build(device: str, minutes: float, skip_model: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
-    parser.add_argument("--minutes", type=float, default=90.0, help="time budget for model training")
-    parser.add_argument("--skip-model", action="store_true", help="reuse the trained model in fixtures/othello-tiny")
-    args = parser.parse_args(argv)
-    build(resolve_device(args.device), args.minutes, args.skip_model)
+    build_command(__doc__, OUT, build, argv)
 
 
 if __name__ == "__main__":
