@@ -30,6 +30,9 @@ class SolvedRate:
     def __post_init__(self) -> None:
         for task in (*self.tasks, *self.min_rate_by_task):
             culture_data.check_task(task)
+        unused = [t for t in self.min_rate_by_task if self.tasks and t not in self.tasks]
+        if unused:
+            raise ValueError(f"min_rate_by_task gives a bound to {unused[0]!r}, which `tasks` leaves out")
 
     def lower_bound(self, task: str) -> float:
         return self.min_rate_by_task.get(task, self.min_rate)
