@@ -11,13 +11,12 @@ import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from tests.conftest import CULTURE_TINY
+from tests.conftest import session_subject
 from verify.culture.evaluate import greedy_answers, greedy_verdicts, teacher_forced_verdicts, zero_ablation
 from verify.culture.layout import REAL_LAYOUT, PuzzleLayout
 from verify.culture.tasks import generate_task
 from verify.flops import forward_flops
 from verify.loaders.culture_pth import CULTURE_GPT_CONFIG
-from verify.subjects import load_subject, read_manifest
 
 PUZZLES = 8
 
@@ -40,8 +39,8 @@ def random_real_architecture() -> Case:
     return Case(model, REAL_LAYOUT, puzzles, "blocks.8.hook_mlp_out")
 
 
-def culture_tiny() -> Case:
-    subject = load_subject(read_manifest(CULTURE_TINY), "cpu")
+def culture_tiny(config) -> Case:
+    subject = session_subject(config, "culture-tiny")
     d = subject.manifest.data
     layout = PuzzleLayout(d.grid_height, d.grid_width)
     puzzles = generate_task("contact", PUZZLES, d.confirmation_seed, layout)
@@ -53,7 +52,9 @@ def culture_tiny() -> Case:
 
 @pytest.fixture(scope="module", params=["random-real-architecture", "culture-tiny"])
 def case(request) -> Case:
-    return {"random-real-architecture": random_real_architecture, "culture-tiny": culture_tiny}[request.param]()
+    if request.param == "culture-tiny":
+        return culture_tiny(request.config)
+    return random_real_architecture()
 
 
 def test_teacher_forced_vs_greedy(benchmark, record, case):

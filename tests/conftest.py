@@ -9,14 +9,13 @@ import torch
 
 from verify.loaders import load_hooked_transformer
 from verify.plugin import registry
-from verify.subjects import Subject, load_subject, read_manifest
+from verify.subjects import BUILTIN_SUBJECTS, Subject, load_subject, read_manifest
 from verify.verdicts import failures
 
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
 OTHELLO_TINY = ROOT / "fixtures" / "subjects" / "othello-tiny.toml"
-CULTURE_TINY = ROOT / "fixtures" / "subjects" / "culture-tiny.toml"
 
 
 @pytest.fixture(scope="session")
@@ -28,16 +27,22 @@ def othello_tiny() -> Subject:
 
 @pytest.fixture(scope="session")
 def culture_tiny(request) -> Subject:
-    """culture-tiny at its declared size (its thresholds allow for the sampling noise of that size):
-    the session's own subject when the claims run too, so puzzles and clean verdicts are made once."""
-    subjects = registry(request.config)
-    if "culture-tiny" in subjects.manifests:
-        return subjects.load("culture-tiny")
-    return load_subject(read_manifest(CULTURE_TINY), "cpu")
+    """culture-tiny at its declared size (its thresholds allow for the sampling noise of that size)."""
+    return session_subject(request.config, "culture-tiny")
+
+
+def session_subject(config: pytest.Config, name: str) -> Subject:
+    """The session's own loaded subject, shared with the claims (puzzles and clean results are made
+    once); a separate load of the shipped manifest when --subject left it out of the session."""
+    subjects = registry(config)
+    if name in subjects.manifests:
+        return subjects.load(name)
+    return load_subject(read_manifest(BUILTIN_SUBJECTS / f"{name}.toml"), "cpu")
 
 
 def mutated(subject: Subject, model=None, saes=None) -> Subject:
-    """A copy of `subject` with other weights; the games are shared (they depend on seeds only)."""
+    """A copy of `subject` with other weights. Games and puzzles are shared (they depend on seeds
+    only); results cached per model object (activations, clean verdicts) are recomputed."""
     return Subject(subject.manifest, model if model is not None else subject.model,
                    saes if saes is not None else dict(subject.saes), subject.device, dict(subject.cache))
 

@@ -2,8 +2,8 @@
 
     python -m verify.train.culture_model --out fixtures/culture-tiny [--device auto] [--minutes 60]
 
-The grid is smaller than the real 10x10 (CONFIG["layout"]) so that a small model learns the
-tasks in CPU-minutes. The loss is next-token cross-entropy on the cells of the two output-side
+The grid is smaller than the real 10x10 (CONFIG["layout"]) to keep sequences short (149 tokens)
+for CPU training; README ("Embedded subjects") says what the shipped run reached. The loss is next-token cross-entropy on the cells of the two output-side
 blocks (block 1: the first example's other half; block 3: the answer): the markers and the input
 blocks are given, and block 2 carries the 5% noise. Progress (loss, held-out solved rate per task)
 goes to stderr; the checkpoint is rewritten at every evaluation, so a cut run leaves a usable one.
