@@ -158,3 +158,16 @@ def test_dataset_has_the_real_schema_and_loads_offline(tmp_path):
     assert (task_rows(again, "contact", 0, 4) == T.generate_task("contact", 4, 0, REAL_LAYOUT)).all()
     with pytest.raises(ValueError, match="has 4 rows"):
         task_rows(again, "contact", 0, 5)
+
+
+def test_contact_answers_are_ambiguous_only_with_two_cell_rectangles():
+    from verify.culture.ambiguity import contact_ambiguity, rect_masks, valid_inputs
+
+    # rectangle 1 (2x2) touches rectangle 0 (2x2): the output is one 2x4 block of colour 1, and either
+    # half could have been rectangle 0
+    rects, colours = [T.Rect(0, 0, 2, 2), T.Rect(0, 2, 2, 4), T.Rect(4, 4, 6, 6)], [1, 2, 3]
+    found = valid_inputs(rects, colours, rects[1:2], rect_masks(6, 6, 2), 6, 6)
+    assert len(found) == 2 and T.paint(6, 6, rects, colours).tobytes() in found
+    merged, ambiguous = contact_ambiguity(PuzzleLayout(6, 6), 60, 0)
+    assert 0 < ambiguous <= merged < 60
+    assert contact_ambiguity(REAL_LAYOUT, 20, 0) == (0, 0)

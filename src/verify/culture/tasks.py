@@ -202,17 +202,21 @@ def _corners(rng, q, h, w, s):
     return Pair(inp, out, tuple(rects))
 
 
+def contact_output(h: int, w: int, rects, colours) -> np.ndarray:
+    """The contact rule: borders of rectangles sharing a side with rectangle 0 take its colour."""
+    out = paint(h, w, rects, colours)
+    for r in rects[1:]:
+        if rects[0].shares_side(r):
+            rows, cols = r.border().T
+            out[rows, cols] = colours[0]
+    return out
+
+
 def _contact(rng, q, h, w, s):
     rects = random_rects(rng, n_rects(rng, 3, 3, h, w, s), h, w, s)
     if not (rects[0].shares_side(rects[1]) or rects[0].shares_side(rects[2])):
         raise Resample
-    inp = paint(h, w, rects, q["colours"])
-    out = inp.copy()
-    for r in rects[1:]:
-        if rects[0].shares_side(r):
-            rows, cols = r.border().T
-            out[rows, cols] = q["colours"][0]
-    return Pair(inp, out, tuple(rects))
+    return Pair(paint(h, w, rects, q["colours"]), contact_output(h, w, rects, q["colours"]), tuple(rects))
 
 
 PAIR_MAKERS: dict[str, Callable] = {
