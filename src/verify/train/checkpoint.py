@@ -36,14 +36,17 @@ def warmup_cosine(opt, warmup_steps: int, total_steps: int):
         opt, lambda s: min(1.0, (s + 1) / warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
 
 
-def train_command(doc: str, default_out: Path, train: Callable[[Path, str, float], None], argv: list[str] | None = None) -> None:
-    """`--out --device --minutes` -> train(out, device, minutes)."""
+def train_command(doc: str, default_out: Path, train: Callable[..., None], argv: list[str] | None = None, stages: int = 1) -> None:
+    """`--out --device --minutes` -> train(out, device, minutes); with stages > 1 also `--from-stage`."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=default_out)
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")
     parser.add_argument("--minutes", type=float, default=90.0, help="stop training after this many minutes")
+    if stages > 1:
+        parser.add_argument("--from-stage", type=int, default=1, choices=range(1, stages + 1),
+                            help="continue from the weights the earlier stages left in --out")
     args = parser.parse_args(argv)
-    train(args.out, resolve_device(args.device), args.minutes)
+    train(args.out, resolve_device(args.device), args.minutes, *([args.from_stage] if stages > 1 else []))
 
 
 def build_command(doc: str, out: Path, build: Callable[[str, float, bool], None], argv: list[str] | None = None) -> None:

@@ -1,6 +1,6 @@
 """Train the embedded puzzle GPT (`culture-tiny`) on generated puzzles of the eight world tasks.
 
-    python -m verify.train.culture_model --out fixtures/culture-tiny [--device auto] [--minutes 60]
+    python -m verify.train.culture_model --out fixtures/culture-tiny [--device auto] [--minutes 60] [--from-stage N]
 
 The grid is smaller than the real 10x10 (CONFIG["layout"]) to keep sequences short (149 tokens)
 for CPU training; README ("Embedded subjects") says what the shipped run reached. The loss is next-token cross-entropy on the cells of the two output-side
@@ -12,6 +12,7 @@ Reproducible from the seeds in CONFIG on one device type.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import sys
@@ -20,6 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 from verify.culture.data import TASKS
 from verify.culture.evaluate import teacher_forced_verdicts
@@ -43,16 +45,18 @@ CONFIG = {
         "positional_embedding_type": "standard",
         "seed": 0,
     },
-    "train_per_task": 12_000,
-    "train_seed": 10_000,  # chunk c of task t is generate_task(t, chunk, train_seed + c)
+    # Training runs in stages, each on fresh puzzles with its own warm-up and cosine schedule; a later
+    # stage continues from the previous one's weights, so a CPU build can proceed a stage at a time
+    # (--from-stage). Chunk c of task t in a stage is generate_task(t, chunk, train_seed + c).
+    "stages": [
+        {"train_per_task": 12_000, "train_seed": 10_000, "lr": 2e-3, "warmup_steps": 200, "epochs": 2},
+        {"train_per_task": 12_000, "train_seed": 11_000, "lr": 1e-3, "warmup_steps": 100, "epochs": 2},
+    ],
     "chunk": 500,
     "eval_per_task": 200,
     "eval_seed": 20_000,
     "batch": 64,
-    "lr": 2e-3,
     "weight_decay": 0.01,
-    "warmup_steps": 200,
-    "epochs": 2,
     "eval_every": 500,
 }
 
@@ -80,34 +84,67 @@ def solved_rates(model, puzzles: torch.Tensor, per_task: int) -> dict[str, float
     return {task: round(flags[i * per_task : (i + 1) * per_task].mean().item(), 4) for i, task in enumerate(TASKS)}
 
 
-def train(out: Path, device: str, minutes: float) -> None:
+def train(out: Path, device: str, minutes: float, from_stage: int = 1) -> None:
+    """Run stages from_stage.. of CONFIG; a stage > 1 starts from the weights that stage 1.. left in `out`."""
     cfg = CONFIG
-    torch.manual_seed(cfg["model"]["seed"])
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-    log(f"generating {cfg['train_per_task']} training and {cfg['eval_per_task']} held-out puzzles per task ...")
-    x = generate(cfg["train_per_task"], cfg["train_seed"], cfg["chunk"], log).to(device)
-    held_out = generate(cfg["eval_per_task"], cfg["eval_seed"], cfg["chunk"], log).to(device)
-    positions = loss_positions(LAYOUT).to(device)
-
+    if not 1 <= from_stage <= len(cfg["stages"]):
+        raise SystemExit(f"--from-stage {from_stage}: CONFIG has stages 1..{len(cfg['stages'])}")
+    torch.manual_seed(cfg["model"]["seed"])
     model = build_model(cfg["model"], device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    done: list[dict] = []
+    if from_stage > 1:
+        done = finished_stages(out, from_stage - 1)
+        # the file holds parameters only; strict loading over the model's own buffers still rejects unknown names
+        model.load_state_dict(model.state_dict() | load_file(out / "model.safetensors", device=device))
+    log(f"generating {cfg['eval_per_task']} held-out puzzles per task ...")
+    held_out = generate(cfg["eval_per_task"], cfg["eval_seed"], cfg["chunk"], log).to(device)
+    start = time.time()
+    for number in range(from_stage, len(cfg["stages"]) + 1):
+        record = {"stage": number, "device": device}
+        done.append(record)
+        finished = train_stage(model, cfg["stages"][number - 1], held_out, device, start + minutes * 60, record,
+                               lambda: save_checkpoint(model, out, cfg["model"], {"config": cfg, "stages": done}), log)
+        if not finished:
+            break
+    log(f"finished ({done[-1]['stopped']})")
+
+
+def finished_stages(out: Path, n: int) -> list[dict]:
+    """The records of stages 1..n from out/training.json, each of which must have run to its end."""
+    path = out / "training.json"
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: run stage 1 first (without --from-stage)")
+    stages = json.loads(path.read_text()).get("stages", [])
+    if len(stages) < n or any(st["stopped"] != "all epochs done" for st in stages[:n]):
+        raise SystemExit(f"{path}: stages 1..{n} have not all run to their end ({[st.get('stopped') for st in stages]})")
+    return stages[:n]
+
+
+def train_stage(model, stage: dict, held_out: torch.Tensor, device: str, deadline: float, record: dict, save, log) -> bool:
+    """One stage in place on `model`; `record` gets steps, history and why it stopped. True if it ran to its end."""
+    cfg = CONFIG
+    log(f"stage {record['stage']}: generating {stage['train_per_task']} training puzzles per task ...")
+    x = generate(stage["train_per_task"], stage["train_seed"], cfg["chunk"], log).to(device)
+    positions = loss_positions(LAYOUT).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=stage["lr"], weight_decay=cfg["weight_decay"])
     steps_per_epoch = len(x) // cfg["batch"]
-    total = steps_per_epoch * cfg["epochs"]
-    sched = warmup_cosine(opt, cfg["warmup_steps"], total)
-    gen = torch.Generator().manual_seed(cfg["train_seed"])
-    history, step, start, stop_reason = [], 0, time.time(), "all epochs done"
-    log(f"{total} steps of {cfg['batch']} puzzles on {device}")
+    total = steps_per_epoch * stage["epochs"]
+    sched = warmup_cosine(opt, stage["warmup_steps"], total)
+    gen = torch.Generator().manual_seed(stage["train_seed"])
+    history, step, start = [], 0, time.time()
+    record.update(steps=0, stopped="running", history=history)
+    log(f"stage {record['stage']}: {total} steps of {cfg['batch']} puzzles on {device}")
 
     def evaluate(loss: float) -> None:
         rates = solved_rates(model, held_out, cfg["eval_per_task"])
         history.append({"step": step, "loss": round(loss, 5), "solved": rates, "seconds": round(time.time() - start)})
-        log(f"step {step}/{total} loss {loss:.4f} ({(time.time() - start) / 60:.1f} min) held-out solved: "
+        record["steps"] = step
+        log(f"stage {record['stage']} step {step}/{total} loss {loss:.4f} ({(time.time() - start) / 60:.1f} min) held-out solved: "
             + " ".join(f"{t}={r:.2f}" for t, r in rates.items()))
+        save()
 
-    def save(stopped: str) -> None:
-        save_checkpoint(model, out, cfg["model"], {"config": cfg, "device": device, "steps": step, "stopped": stopped, "history": history})
-
-    for epoch in range(cfg["epochs"]):
+    for _ in range(stage["epochs"]):
         order = torch.randperm(len(x), generator=gen).to(device)
         for b in range(steps_per_epoch):
             batch = x[order[b * cfg["batch"] : (b + 1) * cfg["batch"]]]
@@ -118,23 +155,19 @@ def train(out: Path, device: str, minutes: float) -> None:
             opt.step()
             sched.step()
             step += 1
-            if step % cfg["eval_every"] == 0:
+            if step % cfg["eval_every"] == 0 or step == total:
                 evaluate(loss.item())
-                save("in progress")
-            if (time.time() - start) / 60 > minutes:
-                stop_reason = f"time budget of {minutes} min reached"
-                break
-        else:
-            continue
-        break
-    if not history or history[-1]["step"] != step:  # unless the last step was just evaluated
-        evaluate(loss.item())
-    save(stop_reason)
-    log(f"finished ({stop_reason})")
+            if time.time() > deadline and step < total:
+                record["stopped"] = "time budget reached"
+                evaluate(loss.item())
+                return False
+    record["stopped"] = "all epochs done"
+    save()
+    return True
 
 
 def main(argv: list[str] | None = None) -> None:
-    train_command(__doc__, Path("fixtures/culture-tiny"), train, argv)
+    train_command(__doc__, Path("fixtures/culture-tiny"), train, argv, stages=len(CONFIG["stages"]))
 
 
 if __name__ == "__main__":
