@@ -2,7 +2,7 @@
 
     python -m verify.train.culture_tiny [--device auto] [--minutes 60] [--skip-model]
 
-1. trains the model (verify.train.culture_model) into fixtures/culture-tiny/;
+1. trains the model (verify.train.culture_model, every stage of its CONFIG) into fixtures/culture-tiny/;
 2. writes fixtures/subjects/culture-tiny.toml with the model's files, hashes and training record;
 3. sweeps every layer's attention and MLP output against every task on the *selection* split
    (verify.train.discover_culture) and keeps the most selective (hook, task) pair;
@@ -121,7 +121,7 @@ def write_header() -> None:
     MANIFEST.write_text(HEADER.format(
         w_hash=sources.sha256_of(OUT / "model.safetensors"), c_hash=sources.sha256_of(OUT / "model_config.json"),
         height=culture_model.LAYOUT.height, width=culture_model.LAYOUT.width,
-        solved=json.dumps(record["history"][-1]["solved"]), **DATA))
+        solved=json.dumps(record["stages"][-1]["history"][-1]["solved"]), **DATA))
 
 
 def train_splice_sae(subject, hook: str, device: str) -> dict:
