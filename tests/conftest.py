@@ -66,4 +66,4 @@ def random_model(subject, seed: int = 1):
     for name, p in fresh.named_parameters():
         if name.endswith(".w"):  # LayerNorm scales back to one
             torch.nn.init.ones_(p)
-    return fresh
+    return fresh.requires_grad_(False)

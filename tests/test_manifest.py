@@ -1,5 +1,6 @@
 """Manifest errors name the file and the field; the shipped manifests are valid and hash-true."""
 
+import re
 import shutil
 from pathlib import Path
 
@@ -106,8 +107,9 @@ def test_sae_folder_with_corrupt_config_is_named(tmp_path):
         (lambda t: t.replace('tasks = ["contact"', 'tasks = ["contakt"'), r"\[claims.solved_rate\]: unknown task 'contakt'"),
         (lambda t: t.replace("min_rate_by_task = { contact", "min_rate_by_task = { contakt"), r"\[claims.solved_rate\]: unknown task 'contakt'"),
         (lambda t: t.replace('tasks = ["contact", ', 'tasks = [1, '), r"\[claims.solved_rate\] tasks: expected str, got 1"),
-        (lambda t: t.replace('task = "replace_color"', 'task = "recolour"', 1), r"\[claims.ablation_breaks_one_task\]: unknown task 'recolour'"),
-        (lambda t: t.replace("min_rate_by_task = { ", "min_rate_by_task = { translate = 0.5, "), r"bound to 'translate', which `tasks` leaves out"),
+        (lambda t: re.sub(r'(\[claims.ablation_breaks_one_task\][^[]*?\ntask = )"\w+"', r'\1"recolour"', t),
+         r"\[claims.ablation_breaks_one_task\]: unknown task 'recolour'"),
+        (lambda t: t.replace('tasks = ["contact", ', 'tasks = ['), r"bound to 'contact', which `tasks` leaves out"),
         (lambda t: t.replace("grid_height = 6", "grid_height = 6.5"), r"\[data\] grid_height: expected int"),
     ],
     ids=["unknown-task", "unknown-task-bound", "task-not-a-name", "unknown-ablation-task", "bound-for-unclaimed-task", "fractional-grid"],

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-import torch
 
 from verify import hooks, loaders, sources
 from verify.findings import CLAIM_SCHEMAS
@@ -114,8 +113,9 @@ def load_subject(m: Manifest, device: str) -> Subject:
     files = {key: sources.fetch(getattr(spec, key), m.dir) for key in ("weights", "config") if getattr(spec, key)}
     for key, path in files.items():
         sources.check_sha256(path, spec.sha256.get(key))
-    torch.set_grad_enabled(False)  # a verifier never trains; this also saves memory
-    model = loaders.MODEL_LOADERS[spec.loader](device=device, **files)
+    # a verifier never trains: frozen weights build no autograd graph (without switching off
+    # gradients process-wide, which would break a trainer running in the same process)
+    model = loaders.MODEL_LOADERS[spec.loader](device=device, **files).requires_grad_(False)
     saes = {}
     for name, sae_spec in m.saes.items():
         if sae_spec.loader not in loaders.SAE_LOADERS:
@@ -123,7 +123,7 @@ def load_subject(m: Manifest, device: str) -> Subject:
         folder = sources.fetch(sae_spec.path, m.dir)
         for file_name, digest in sae_spec.sha256.items():
             sources.check_sha256(folder / file_name, digest)
-        saes[name] = loaders.SAE_LOADERS[sae_spec.loader](folder, device)
+        saes[name] = loaders.SAE_LOADERS[sae_spec.loader](folder, device).requires_grad_(False)
         check_sae_fits(m, name, saes[name], model)
     subject = Subject(m, model, saes, device)
     if m.data.source == "culture-dataset":  # open it now, so an offline dataset skips like a model
