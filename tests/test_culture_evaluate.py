@@ -1,4 +1,5 @@
-"""Teacher-forced verdicts equal greedy generation's, with and without hooks; bad input is named."""
+"""Teacher-forced verdicts equal greedy generation's, with and without hooks; bad input is named;
+solved rates split by block structure add up to the whole."""
 
 import pytest
 import torch
@@ -7,7 +8,9 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 from verify.activations import random_like
 from verify.culture.evaluate import greedy_answers, greedy_verdicts, sae_splice, teacher_forced_verdicts, zero_ablation
 from verify.culture.layout import PuzzleLayout
+from verify.culture.structures import solved_by_structure
 from verify.culture.tasks import generate_task
+from verify.findings import culture as f
 
 LAYOUT = PuzzleLayout(3, 4, 4, True)
 
@@ -98,3 +101,10 @@ def test_culture_tiny_claims_only_tasks_whose_bound_can_fail():
     bounds = solved_bounds({"frame": Estimate(0.9, 0.87, 0.93), "grow": Estimate(0.99, 0.98, 1.0),
                             "translate": Estimate(0.01, 0.0, 0.02)}, 400)
     assert bounds == {"frame": round(0.9 - 3 * (2 * 0.9 * 0.1 / 400) ** 0.5, 4), "grow": 0.94}  # 3 SE, or the 0.05 floor
+
+
+def test_solved_by_structure_partitions_the_split(culture_tiny):
+    for task, row in solved_by_structure(culture_tiny, "confirmation").items():
+        flags = f.verdicts(culture_tiny, task)
+        assert sum(n for _, n in row.values()) == len(flags)
+        assert abs(sum(e.value * n for e, n in row.values() if n) - flags.sum()) < 1e-6, task

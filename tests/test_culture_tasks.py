@@ -2,12 +2,14 @@
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from verify.culture import tasks as T
 from verify.culture.data import TASKS, task_rows
 from verify.culture.layout import REAL_LAYOUT, PuzzleLayout
+from verify.culture.structures import structure_of
 
 seeds = st.integers(0, 2**32 - 1)
 
@@ -171,3 +173,19 @@ def test_contact_answers_are_ambiguous_only_with_two_cell_rectangles():
     merged, ambiguous = contact_ambiguity(PuzzleLayout(6, 6), 60, 0)
     assert 0 < ambiguous <= merged < 60
     assert contact_ambiguity(REAL_LAYOUT, 20, 0) == (0, 0)
+
+
+@given(st.sampled_from(TASKS), st.integers(0, 2**32 - 1))
+@settings(max_examples=20)
+def test_structure_is_read_back_from_the_answer_marker(task, seed):
+    layout = PuzzleLayout(6, 6)
+    tokens, structure, _ = T.make_quiz(task, np.random.default_rng(seed), layout)
+    assert structure_of(torch.from_numpy(tokens)[None], layout).tolist() == [structure]
+
+
+def test_an_answer_block_without_a_marker_is_named():
+    layout = PuzzleLayout(6, 6)
+    tokens = T.generate_task("frame", 3, 0, layout)
+    tokens[2, layout.marker_position(3)] = 0
+    with pytest.raises(ValueError, match="puzzle 2: answer block marker 0"):
+        structure_of(tokens, layout)
