@@ -19,6 +19,8 @@ import torch
 from verify.culture.data import TASKS
 from verify.culture.layout import PuzzleLayout
 from verify.culture.tasks import MARKER_OF, STRUCTURES
+from verify.findings import culture as f
+from verify.subjects import load_subject, read_manifest
 
 STRUCTURE_OF_ANSWER_MARKER = {MARKER_OF[order[-1]]: s for s, order in enumerate(STRUCTURES)}
 
@@ -35,8 +37,6 @@ def structure_of(tokens: torch.Tensor, layout: PuzzleLayout) -> np.ndarray:
 
 def solved_by_structure(subject, split: str) -> dict[str, dict[int, tuple]]:
     """task -> structure -> (solved-rate Estimate, puzzles), on the subject's puzzles of `split`."""
-    from verify.findings import culture as f
-
     table = {}
     for task in TASKS:
         flags = f.verdicts(subject, task, which=split)
@@ -46,8 +46,6 @@ def solved_by_structure(subject, split: str) -> dict[str, dict[int, tuple]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from verify.subjects import load_subject, read_manifest
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("manifest")
     parser.add_argument("--split", choices=("selection", "confirmation"), default="confirmation")
