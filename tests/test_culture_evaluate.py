@@ -106,5 +106,6 @@ def test_culture_tiny_claims_only_tasks_whose_bound_can_fail():
 def test_solved_by_structure_partitions_the_split(culture_tiny):
     for task, row in solved_by_structure(culture_tiny, "confirmation").items():
         flags = f.verdicts(culture_tiny, task)
+        assert all(n > 0 for _, n in row.values()), (task, row)  # the generator draws all four structures
         assert sum(n for _, n in row.values()) == len(flags)
         assert abs(sum(e.value * n for e, n in row.values() if n) - flags.sum()) < 1e-6, task

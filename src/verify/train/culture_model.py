@@ -49,8 +49,9 @@ CONFIG = {
     # Training runs in stages, each on fresh puzzles with its own warm-up and cosine schedule; a later
     # stage continues from the previous one's weights, so a CPU build can proceed a stage at a time
     # (--from-stage). Chunk c of task t in a stage is generate_task(t, chunk, train_seed + c).
-    # "autocast": the forward pass in bfloat16 (weights and optimizer stay float32); on this repo's
-    # 2-core AVX512-BF16 CPU a step takes half the time, so stages 3 and 4 train on twice the puzzles.
+    # "autocast": the forward pass in bfloat16 (weights and optimizer stay float32). On the 2-core
+    # AVX512-BF16 CPU culture-tiny was trained on, a step takes half the time, so stages 3 and 4 train
+    # on twice the puzzles; a CPU without native bfloat16 emulates it and is slower, not faster.
     "stages": [
         {"train_per_task": 12_000, "train_seed": 10_000, "lr": 2e-3, "warmup_steps": 200, "epochs": 2, "autocast": None},
         {"train_per_task": 12_000, "train_seed": 11_000, "lr": 1e-3, "warmup_steps": 100, "epochs": 2, "autocast": None},
