@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from verify.activations import random_like
+from verify.activations import random_like, shuffled_decoder
 from verify.culture.evaluate import greedy_answers, greedy_verdicts, sae_splice, teacher_forced_verdicts, zero_ablation
 from verify.culture.layout import PuzzleLayout
 from verify.culture.structures import solved_by_structure
@@ -109,3 +109,12 @@ def test_solved_by_structure_partitions_the_split(culture_tiny):
         assert all(n > 0 for _, n in row.values()), (task, row)  # the generator draws all four structures
         assert sum(n for _, n in row.values()) == len(flags)
         assert abs(sum(e.value * n for e, n in row.values() if n) - flags.sum()) < 1e-6, task
+
+
+def test_the_shuffled_dictionary_permutes_decoder_rows_only(sae):
+    shuffled = shuffled_decoder(sae, seed=3)
+    assert torch.equal(shuffled.W_enc, sae.W_enc) and torch.equal(shuffled.b_dec, sae.b_dec)
+    assert not torch.equal(shuffled.W_dec, sae.W_dec)  # the original is left as it was
+    rows = lambda w: sorted(map(tuple, w.tolist()))  # noqa: E731
+    assert rows(shuffled.W_dec) == rows(sae.W_dec)
+    assert torch.equal(shuffled_decoder(sae, seed=3).W_dec, shuffled.W_dec)  # seeded

@@ -1,10 +1,9 @@
 """Each culture claim holds on culture-tiny and fails where its finding is false."""
 
-import copy
-
 import torch
 
 from tests.conftest import deepcopy_model, failed_checks, mutated, random_model
+from verify.activations import shuffled_decoder
 from verify.findings import culture as f
 
 CLAIMS = {
@@ -48,18 +47,6 @@ def test_ablation_claim_fails_when_the_hook_carries_nothing(culture_tiny):
     hook = culture_tiny.manifest.claims["ablation_breaks_one_task"].hook
     failed = verdict(mutated(culture_tiny, model=silenced(culture_tiny, hook)), "ablation_breaks_one_task")
     assert any("FAIL broken by zeroing" in c for c in failed), failed
-
-
-def shuffled_decoder(sae, seed: int):
-    """A copy of `sae` whose features write each other's directions: same encoder, sparsity and
-    decoder norms, but a reconstruction that is not the activation. (A freshly initialised sae_lens
-    SAE is no null here: its decoder starts as the encoder's transpose, so it reconstructs about
-    eight times its input, and at culture-tiny's last MLP that alone restores most broken puzzles.)"""
-    bad = copy.deepcopy(sae)
-    order = torch.randperm(sae.cfg.d_sae, generator=torch.Generator().manual_seed(seed))
-    with torch.no_grad():
-        bad.W_dec.copy_(sae.W_dec[order])
-    return bad
 
 
 def test_splice_claim_fails_with_a_shuffled_dictionary(culture_tiny):

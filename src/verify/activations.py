@@ -6,6 +6,8 @@ block (`stop_at_layer`): an early hook costs a fraction of a full forward.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from verify.hooks import stop_layer
@@ -41,3 +43,15 @@ def random_like(sae, seed: int):
         torch.manual_seed(seed)
         fresh = type(sae)(sae.cfg)
     return fresh.to(sae.W_enc.device).eval()
+
+
+def shuffled_decoder(sae, seed: int):
+    """A copy of `sae` whose features write each other's directions (decoder rows permuted from
+    `seed`): same encoder, sparsity and decoder norms, but a reconstruction that is not the input.
+    The null for "this SAE's reconstruction restores": a freshly initialised sae_lens SAE is none,
+    since its decoder starts as the encoder's transpose and so reconstructs a multiple of its input."""
+    shuffled = copy.deepcopy(sae)
+    order = torch.randperm(sae.cfg.d_sae, generator=torch.Generator().manual_seed(seed)).to(sae.W_dec.device)
+    with torch.no_grad():
+        shuffled.W_dec.copy_(sae.W_dec[order])
+    return shuffled

@@ -14,10 +14,13 @@ import numpy as np
 import torch
 
 from verify import stats
+from verify.activations import shuffled_decoder
 from verify.culture import data as culture_data
 from verify.culture.evaluate import sae_splice, teacher_forced_verdicts, zero_ablation
 from verify.culture.layout import PuzzleLayout
 from verify.verdicts import Check, Note
+
+SHUFFLE_SEED = 0  # seeds the decoder permutation of the splice claim's baseline
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,7 @@ class Splice:
     restored: stats.Estimate  # fraction of ablation-broken puzzles solved with the splice
     n_broken: int
     clean_change: dict  # task -> Estimate of (splice solved rate - clean solved rate)
+    baseline_restored: stats.Estimate  # the same, splicing the SAE with its decoder rows shuffled
 
 
 def measure_splice(subject, p: SAESpliceRestores, which: str = "confirmation") -> Splice:
@@ -143,13 +147,20 @@ def measure_splice(subject, p: SAESpliceRestores, which: str = "confirmation") -
         clean, with_splice = verdicts(subject, task, which=which), spliced[task]
         diff = np.stack([with_splice.astype(float) - clean.astype(float), np.ones(len(clean))], -1)
         change[task] = stats.cluster_bootstrap(diff, stats.ratio)
-    restored = (stats.ratio_estimate(spliced[p.task][broken].astype(float), np.ones(broken.sum())) if broken.any()
-                else stats.Estimate(float("nan"), float("nan"), float("nan")))
-    return Splice(restored, int(broken.sum()), change)
+    null = verdicts(subject, p.task, [sae_splice(hook, shuffled_decoder(subject.saes[p.sae], SHUFFLE_SEED))], which)
+    return Splice(restored_fraction(spliced[p.task], broken), int(broken.sum()), change, restored_fraction(null, broken))
+
+
+def restored_fraction(solved: np.ndarray, broken: np.ndarray) -> stats.Estimate:
+    """Fraction of the `broken` puzzles that are `solved` (nan when none is broken)."""
+    if not broken.any():
+        return stats.Estimate(float("nan"), float("nan"), float("nan"))
+    return stats.ratio_estimate(solved[broken].astype(float), np.ones(broken.sum()))
 
 
 def judge_splice(m: Splice, p: SAESpliceRestores) -> list:
     checks = [Note(f"puzzles of {p.task} broken by the ablation", stats.Estimate(m.n_broken, m.n_broken, m.n_broken)),
-              Check(f"restored by the {p.sae} splice", m.restored, p.min_restored)]
+              Check(f"restored by the {p.sae} splice", m.restored, p.min_restored),
+              Note(f"baseline: restored by the {p.sae} splice with its decoder rows shuffled", m.baseline_restored)]
     checks += [Check(f"splice - clean solved rate: {task}", est, -p.max_clean_change, p.max_clean_change) for task, est in m.clean_change.items()]
     return checks
