@@ -114,7 +114,7 @@ def test_solved_by_structure_partitions_the_split(culture_tiny):
 def test_the_shuffled_dictionary_permutes_decoder_rows_only(sae):
     shuffled = shuffled_decoder(sae, seed=3)
     assert torch.equal(shuffled.W_enc, sae.W_enc) and torch.equal(shuffled.b_dec, sae.b_dec)
-    assert not torch.equal(shuffled.W_dec, sae.W_dec)  # the original is left as it was
+    assert not torch.equal(shuffled.W_dec, sae.W_dec)  # rows moved in the copy only (shared storage would compare equal)
     rows = lambda w: sorted(map(tuple, w.tolist()))  # noqa: E731
     assert rows(shuffled.W_dec) == rows(sae.W_dec)
     assert torch.equal(shuffled_decoder(sae, seed=3).W_dec, shuffled.W_dec)  # seeded
