@@ -12,7 +12,8 @@ import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from tests.conftest import session_subject
-from verify.culture.evaluate import greedy_answers, greedy_verdicts, teacher_forced_verdicts, zero_ablation
+from verify.culture.evaluate import greedy_answers, greedy_verdicts, teacher_forced_verdicts
+from verify.interventions import zero_ablation
 from verify.culture.layout import REAL_LAYOUT, PuzzleLayout
 from verify.culture.tasks import generate_task
 from verify.flops import forward_flops
@@ -42,7 +43,7 @@ def random_real_architecture() -> Case:
 def culture_tiny(config) -> Case:
     subject = session_subject(config, "culture-tiny")
     d = subject.manifest.data
-    layout = PuzzleLayout(d.grid_height, d.grid_width)
+    layout = PuzzleLayout(d.options.grid_height, d.options.grid_width)
     puzzles = generate_task("contact", PUZZLES, d.confirmation_seed, layout)
     answers = greedy_answers(subject.model, puzzles, layout)
     puzzles[:, layout.answer_slice] = answers

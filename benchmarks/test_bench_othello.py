@@ -5,19 +5,20 @@ import dataclasses
 import pytest
 import torch
 
-from verify import othello
+from verify.othello import rules as othello
 from verify.activations import hook_activations, sae_feature_acts
-from verify.findings import othello as f
+from verify.othello import findings as f
 from verify.flops import forward_flops, sae_encode_flops
 from verify.hooks import stop_layer
-from verify.subjects import BUILTIN_SUBJECTS, load_subject, read_manifest
+from tests.conftest import SUBJECTS_DIR
+from verify.subjects import load_subject, read_manifest
 
 GAMES = 256
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    m = read_manifest(BUILTIN_SUBJECTS / "othello-tiny.toml")
+    m = read_manifest(SUBJECTS_DIR / "othello-tiny.toml")
     return load_subject(dataclasses.replace(m, data=dataclasses.replace(m.data, size=GAMES)), "cpu")
 
 
@@ -50,8 +51,7 @@ def test_sae_encode(benchmark, record, tiny, tokens):
 def test_whole_feature_claim(benchmark, record, tiny, tokens):
     params = tiny.manifest.claims["feature_tracks_empty_square"]
     def measure_uncached():  # drop cached activations (not the games) so the forwards are timed
-        for key in [k for k in tiny.cache if k[0] == "acts"]:
-            del tiny.cache[key]
+        tiny.results.clear()
         return f.measure_feature_emptiness(tiny, params)
 
     result = benchmark(measure_uncached)

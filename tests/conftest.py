@@ -7,15 +7,17 @@ from pathlib import Path
 import pytest
 import torch
 
+from verify import registry
 from verify.loaders import load_hooked_transformer
-from verify.plugin import registry
-from verify.subjects import BUILTIN_SUBJECTS, Subject, load_subject, read_manifest
+from verify.plugin import subjects
+from verify.subjects import Subject, load_subject, read_manifest
 from verify.verdicts import failures
 
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
-OTHELLO_TINY = ROOT / "fixtures" / "subjects" / "othello-tiny.toml"
+SUBJECTS_DIR = ROOT / "fixtures" / "subjects"
+OTHELLO_TINY = SUBJECTS_DIR / "othello-tiny.toml"
 
 
 @pytest.fixture(scope="session")
@@ -34,23 +36,22 @@ def culture_tiny(request) -> Subject:
 def session_subject(config: pytest.Config, name: str) -> Subject:
     """The session's own loaded subject, shared with the claims (puzzles and clean results are made
     once); a separate load of the shipped manifest when --subject left it out of the session."""
-    subjects = registry(config)
-    if name in subjects.manifests:
-        return subjects.load(name)
-    return load_subject(read_manifest(BUILTIN_SUBJECTS / f"{name}.toml"), "cpu")
+    session = subjects(config)
+    if name in session.manifests:
+        return session.load(name)
+    return load_subject(read_manifest(SUBJECTS_DIR / f"{name}.toml"), "cpu")
 
 
 def mutated(subject: Subject, model=None, saes=None) -> Subject:
-    """A copy of `subject` with other weights. Games and puzzles are shared (they depend on seeds
-    only); results cached per model object (activations, clean verdicts) are recomputed."""
-    return Subject(subject.manifest, model if model is not None else subject.model,
-                   saes if saes is not None else dict(subject.saes), subject.device, dict(subject.cache))
+    """A copy of `subject` with other weights: games and puzzles are shared (they depend on seeds
+    only), every weight-dependent result is recomputed."""
+    return subject.with_weights(model, saes)
 
 
-def failed_checks(subject: Subject, claim: str, measure, judge) -> list[str]:
-    """The failed checks of `claim` on `subject`, measured and judged (empty: the claim holds)."""
-    params = subject.manifest.claims[claim]
-    return [str(c) for c in failures(judge(measure(subject, params), params))]
+def failed_checks(subject: Subject, claim: str) -> list[str]:
+    """The failed checks of the registered `claim` on `subject` with its manifest's parameters
+    (empty: the claim holds)."""
+    return [str(c) for c in failures(registry.get_claim(claim).check(subject, subject.manifest.claims[claim]))]
 
 
 def deepcopy_model(subject: Subject):

@@ -5,12 +5,13 @@ import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from verify.activations import random_like, shuffled_decoder
-from verify.culture.evaluate import greedy_answers, greedy_verdicts, sae_splice, teacher_forced_verdicts, zero_ablation
+from verify.interventions import random_like, shuffled_decoder
+from verify.culture.evaluate import greedy_answers, greedy_verdicts, teacher_forced_verdicts
+from verify.interventions import sae_splice, zero_ablation
 from verify.culture.layout import PuzzleLayout
 from verify.culture.structures import solved_by_structure
 from verify.culture.tasks import generate_task
-from verify.findings import culture as f
+from verify.culture import findings as f
 
 LAYOUT = PuzzleLayout(3, 4, 4, True)
 
@@ -68,7 +69,7 @@ def test_bad_input_is_named(model):
 
 
 def test_discovery_picks_the_most_selective_pair():
-    from verify.train.discover_culture import most_selective
+    from verify.cli.discover_culture import most_selective
 
     table = {"blocks.0.hook_mlp_out": {"contact": 0.3, "frame": 0.25, "grow": 0.0},
              "blocks.1.hook_mlp_out": {"contact": 0.2, "frame": 0.01, "grow": 0.0},
@@ -77,7 +78,7 @@ def test_discovery_picks_the_most_selective_pair():
 
 
 def test_discovery_writes_the_claim_table(tmp_path):
-    from verify.train.discover_culture import write_claim
+    from verify.cli.discover_culture import write_claim
 
     path = tmp_path / "m.toml"
     path.write_text('name = "x"\n\n[claims.ablation_breaks_one_task]\nhook = "old"\n\n[claims.solved_rate]\nmin_rate = 0.9\n')
@@ -89,14 +90,14 @@ def test_discovery_writes_the_claim_table(tmp_path):
 
 
 def test_culture_tiny_names_its_sae_after_the_hook():
-    from verify.train.culture_tiny import sae_name
+    from verify.cli.build_culture_tiny import sae_name
 
     assert sae_name("blocks.2.hook_mlp_out") == "mlp2" and sae_name("blocks.0.hook_attn_out") == "attn0"
 
 
 def test_culture_tiny_claims_only_tasks_whose_bound_can_fail():
     from verify.stats import Estimate
-    from verify.train.culture_tiny import solved_bounds
+    from verify.cli.build_culture_tiny import solved_bounds
 
     bounds = solved_bounds({"frame": Estimate(0.9, 0.87, 0.93), "grow": Estimate(0.99, 0.98, 1.0),
                             "translate": Estimate(0.01, 0.0, 0.02)}, 400)

@@ -3,7 +3,8 @@
 import dataclasses
 
 from tests.conftest import OTHELLO_TINY
-from verify.findings import othello as f
+from verify.othello import findings as f
+from verify.othello.probe import measure_board_probe
 from verify.subjects import load_subject, read_manifest
 
 
@@ -19,13 +20,15 @@ def test_claims_measure_the_same_twice():
     assert f.measure_legal_move_rate(a) == f.measure_legal_move_rate(b)
     neuron = a.manifest.claims["neuron_fires_on_one_move"]
     assert f.measure_neuron_move(a, neuron) == f.measure_neuron_move(b, neuron)
+    probe = a.manifest.claims["board_probe"]
+    assert measure_board_probe(a, probe) == measure_board_probe(b, probe)
 
 
 def test_sae_training_is_reproducible_from_its_seed(tmp_path):
     import torch
     from safetensors.torch import load_file
 
-    from verify.train.sae import train_sae
+    from verify.cli.sae import train_sae
 
     subject = fresh()
     tokens = torch.from_numpy(f.split(subject, "selection").tokens[:50, :59])

@@ -8,7 +8,8 @@ import pytest
 
 from verify import sources
 from verify.manifest import ManifestError
-from verify.subjects import Registry, builtin_manifest_paths, read_manifest
+from tests.conftest import SUBJECTS_DIR
+from verify.subjects import SubjectSet, manifest_paths, read_manifest
 
 TINY = Path(__file__).resolve().parents[1] / "fixtures" / "subjects" / "othello-tiny.toml"
 CULTURE_TINY = TINY.parent / "culture-tiny.toml"
@@ -23,11 +24,11 @@ def copy_manifest(tmp_path: Path, edit=lambda text: text, original: Path = TINY)
 
 
 def test_builtin_manifests_parse():
-    names = [read_manifest(p).name for p in builtin_manifest_paths()]
+    names = [read_manifest(p).name for p in manifest_paths(SUBJECTS_DIR)]
     assert "othello-tiny" in names and "culture-tiny" in names
 
 
-@pytest.mark.parametrize("path", builtin_manifest_paths(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", manifest_paths(SUBJECTS_DIR), ids=lambda p: p.stem)
 def test_shipped_files_match_their_hashes(path):
     m = read_manifest(path)
     checked = 0
@@ -58,7 +59,7 @@ def test_a_changed_file_fails_its_hash(tmp_path):
         (lambda t: t.replace('domain = "othello"', 'domain = "othello"\ncolour = 1'), "unknown key 'colour'"),
         (lambda t: t.replace('loader = "sae_lens"\nhook = "blocks.3.hook_resid_pre"', 'loader = "sae_lens"\nhook = "blocks.9.hook_resid_pre"'),
          r"\[saes.resid\] hook: the model has no hook point 'blocks.9.hook_resid_pre'"),
-        (lambda t: t.replace('hook = "blocks.3.hook_resid_pre"', 'hook = "blocks.3.mlp.hook_post"'), r"\[saes.resid\].*(d_in|cfg.json says)"),
+        (lambda t: t.replace('hook = "blocks.3.hook_resid_pre"', 'hook = "blocks.3.mlp.hook_post"'), r"\[saes.resid\] hook: the manifest says .* but the SAE's config says"),
         (lambda t: t.replace("model.safetensors", "missing.safetensors"), r"\[model\] weights: file .*missing.safetensors does not exist"),
         (lambda t: t.replace("[claims.legal_move_rate]\nmin_rate", "[claims.legal_move_rate]\nminimum_rate"), r"\[claims.legal_move_rate\]: unknown key 'minimum_rate'"),
         (lambda t: t.replace("[claims.legal_move_rate]", "[claims.legal_moves_rate]"), "unknown claim"),
@@ -82,14 +83,14 @@ def test_manifest_errors_name_file_and_field(tmp_path, edit, message):
 
 
 def test_unknown_subject_is_named(tmp_path):
-    reg = Registry(builtin_manifest_paths(), "cpu")
+    reg = SubjectSet(manifest_paths(SUBJECTS_DIR), "cpu")
     with pytest.raises(ManifestError, match="unknown subject 'nope'"):
         reg.select(["nope"])
 
 
 def test_duplicate_subject_names_are_refused(tmp_path):
     with pytest.raises(ManifestError, match="already used"):
-        Registry([TINY, copy_manifest(tmp_path)], "cpu")
+        SubjectSet([TINY, copy_manifest(tmp_path)], "cpu")
 
 
 def test_sae_folder_with_corrupt_config_is_named(tmp_path):

@@ -2,19 +2,15 @@
 
 import torch
 
+from verify import registry
 from tests.conftest import deepcopy_model, failed_checks, mutated, random_model
-from verify.activations import shuffled_decoder
-from verify.findings import culture as f
+from verify.interventions import shuffled_decoder
 
-CLAIMS = {
-    "solved_rate": (f.measure_solved_rate, f.judge_solved_rate),
-    "ablation_breaks_one_task": (f.measure_ablation, f.judge_ablation),
-    "sae_splice_restores": (f.measure_splice, f.judge_splice),
-}
+CLAIMS = [name for name, c in registry.claims().items() if c.domain == "culture"]
 
 
 def verdict(subject, claim: str) -> list[str]:
-    return failed_checks(subject, claim, *CLAIMS[claim])
+    return failed_checks(subject, claim)
 
 
 def silenced(subject, hook: str):
@@ -27,6 +23,10 @@ def silenced(subject, hook: str):
         for w in weights:
             w.zero_()
     return model
+
+
+def test_the_embedded_subject_declares_every_culture_claim(culture_tiny):
+    assert sorted(culture_tiny.manifest.claims) == sorted(CLAIMS)
 
 
 def test_claims_hold_on_the_embedded_subject(culture_tiny):

@@ -2,19 +2,15 @@
 
 import torch
 
+from verify import registry
 from tests.conftest import deepcopy_model, failed_checks, mutated, random_model
-from verify.activations import random_like
-from verify.findings import othello as f
+from verify.interventions import random_like
 
-CLAIMS = {
-    "legal_move_rate": (f.measure_legal_move_rate, f.judge_legal_move_rate),
-    "feature_tracks_empty_square": (f.measure_feature_emptiness, f.judge_feature_emptiness),
-    "neuron_fires_on_one_move": (f.measure_neuron_move, f.judge_neuron_move),
-}
+CLAIMS = [name for name, c in registry.claims().items() if c.domain == "othello"]
 
 
 def verdict(subject, claim: str) -> list[str]:
-    return failed_checks(subject, claim, *CLAIMS[claim])
+    return failed_checks(subject, claim)
 
 
 def permute_features(sae, seed: int = 0):
@@ -23,6 +19,10 @@ def permute_features(sae, seed: int = 0):
     out = random_like(sae, 0)
     out.load_state_dict({"W_enc": sae.W_enc[:, perm], "b_enc": sae.b_enc[perm], "W_dec": sae.W_dec[perm], "b_dec": sae.b_dec})
     return out
+
+
+def test_the_embedded_subject_declares_every_othello_claim(othello_tiny):
+    assert sorted(othello_tiny.manifest.claims) == sorted(CLAIMS)
 
 
 def test_claims_hold_on_the_embedded_subject(othello_tiny):
@@ -61,3 +61,20 @@ def test_neuron_claim_fails_with_layer0_neurons_permuted(othello_tiny):
 
 def test_neuron_claim_fails_on_a_random_model(othello_tiny):
     assert verdict(mutated(othello_tiny, model=random_model(othello_tiny)), "neuron_fires_on_one_move")
+
+
+def test_probe_claim_fails_on_a_random_model(othello_tiny):
+    failed = verdict(mutated(othello_tiny, model=random_model(othello_tiny)), "board_probe")
+    assert any("FAIL linear probe accuracy" in c for c in failed) and any("FAIL margin over" in c for c in failed), failed
+
+
+def test_probe_claim_fails_when_attention_sees_no_history(othello_tiny):
+    """Without attention output no position learns the moves before it, so no board state exists
+    to read beyond the current move (the model still computes, from one token at a time)."""
+    model = deepcopy_model(othello_tiny)
+    with torch.no_grad():
+        for block in model.blocks:
+            block.attn.W_O.zero_()
+            block.attn.b_O.zero_()
+    failed = verdict(mutated(othello_tiny, model=model), "board_probe")
+    assert any("FAIL linear probe accuracy" in c for c in failed), failed

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verify import othello
-from verify.othello import BLACK, EMPTY, WHITE, Board
+from verify.othello import rules as othello
+from verify.othello.rules import BLACK, EMPTY, WHITE, Board
 
 
 def random_game(seed: int, moves: int) -> list[tuple[np.ndarray, int, list[int], np.ndarray]]:

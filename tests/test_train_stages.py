@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from verify.culture.tasks import generate_task
 from verify.culture.data import TASKS
-from verify.train import culture_model
+from verify.cli import train_culture_model as culture_model
 
 SHIPPED = Path(__file__).resolve().parents[1] / "fixtures" / "culture-tiny"
 

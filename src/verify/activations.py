@@ -6,8 +6,6 @@ block (`stop_at_layer`): an early hook costs a fraction of a full forward.
 
 from __future__ import annotations
 
-import copy
-
 import torch
 
 from verify.hooks import stop_layer
@@ -35,23 +33,3 @@ def sae_feature_acts(sae, acts: torch.Tensor, batch_size: int = 8192) -> torch.T
         raise ValueError(f"SAE d_in is {sae.cfg.d_in} but the activations have width {flat.shape[-1]}")
     feats = torch.cat([sae.encode(flat[i : i + batch_size]) for i in range(0, len(flat), batch_size)])
     return feats.reshape(*acts.shape[:-1], -1)
-
-
-def random_like(sae, seed: int):
-    """An SAE of the same class and config, freshly initialised by sae_lens from `seed` (a baseline)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        fresh = type(sae)(sae.cfg)
-    return fresh.to(sae.W_enc.device).eval()
-
-
-def shuffled_decoder(sae, seed: int):
-    """A copy of `sae` whose features write each other's directions (decoder rows permuted from
-    `seed`): same encoder, sparsity and decoder norms, but a reconstruction that is not the input.
-    The null for "this SAE's reconstruction restores": a freshly initialised sae_lens SAE is none,
-    since its decoder starts as the encoder's transpose and so reconstructs a multiple of its input."""
-    shuffled = copy.deepcopy(sae)
-    order = torch.randperm(sae.cfg.d_sae, generator=torch.Generator().manual_seed(seed)).to(sae.W_dec.device)
-    with torch.no_grad():
-        shuffled.W_dec.copy_(sae.W_dec[order])
-    return shuffled

@@ -1,28 +1,32 @@
-"""Hook points of a TransformerLens model, known from its config alone (no weights needed).
+"""Hook points of a TransformerLens model, as TransformerLens itself builds them.
 
-Manifests are checked at collection time, before any model is loaded, so the hook names and
-widths an SAE or claim may refer to are derived here from the architecture numbers.
+Manifests are checked at collection time, before any weights are loaded: a model's skeleton on
+torch's meta device (verify.loaders) is run once on a (1, 2) input, and every hook point that fires
+is recorded with its activation shape. No list of hook names is kept by hand.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Mapping
+
+import torch
 
 _BLOCK_HOOK = re.compile(r"^blocks\.(\d+)\.(.+)$")
 
 
-def hook_widths(cfg: Mapping) -> dict[str, int]:
-    """Last-axis width of each hook point an SAE, ablation or probe in this suite can use."""
-    d_model, d_mlp = cfg["d_model"], cfg["d_mlp"]
-    widths = {"hook_embed": d_model, "hook_pos_embed": d_model}
-    for layer in range(cfg["n_layers"]):
-        for name in ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out"):
-            widths[f"blocks.{layer}.{name}"] = d_model
-        widths[f"blocks.{layer}.mlp.hook_pre"] = d_mlp
-        widths[f"blocks.{layer}.mlp.hook_post"] = d_mlp
-        widths[f"blocks.{layer}.attn.hook_z"] = cfg["d_head"]
-    return widths
+def hook_shapes(model) -> dict[str, tuple[int, ...]]:
+    """Hook name -> activation shape without the batch axis, for an input of two positions
+    (so a per-position vector hook is (2, width) and an attention pattern (heads, 2, 2))."""
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def record(act, hook):
+        shapes[hook.name] = tuple(act.shape[1:])
+
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        model.run_with_hooks(torch.zeros(1, 2, dtype=torch.long, device=device), return_type=None,
+                             fwd_hooks=[(lambda name: True, record)])
+    return shapes
 
 
 def hook_layer(hook: str) -> int | None:

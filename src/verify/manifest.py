@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-DOMAINS = ("othello", "culture")
-
 
 class ManifestError(ValueError):
     """A manifest that cannot be used, with the file and field at fault in the message."""
@@ -37,19 +35,17 @@ class SAESpec:
     sha256: dict = field(default_factory=dict)  # {file name in the folder: hex}
 
 
-DATA_SOURCES = {"othello": ("othello-synthetic",), "culture": ("culture-synthetic", "culture-dataset")}
-
-
 @dataclass(frozen=True)
 class DataSpec:
-    source: str  # one of DATA_SOURCES[domain]
+    source: str  # a data source registered by the subject's domain (verify.registry)
     size: int  # games, or puzzles per task, in each split
     selection_seed: int = 0  # synthetic data: seed of the split used for discovery (choosing features, hooks)
     confirmation_seed: int = 1  # synthetic data: seed of the held-out split the claims are checked on
-    path: str = ""  # culture-dataset: hf://datasets/owner/name, a save_to_disk folder or a parquet folder;
-    #                 selection = rows [0, size) of each task split, confirmation = rows [size, 2 size)
-    grid_height: int = 10  # culture: puzzle grid size
-    grid_width: int = 10
+    path: str = ""  # data on disk or the hub, for sources that read it (e.g. culture-dataset)
+    options: Any = None  # the source's own keys (its registered `options` dataclass), e.g. a puzzle grid
+
+    def seed(self, split: str) -> int:
+        return {"selection": self.selection_seed, "confirmation": self.confirmation_seed}[split]
 
 
 @dataclass(frozen=True)
@@ -61,7 +57,8 @@ class Manifest:
     model: ModelSpec
     saes: Mapping[str, SAESpec]
     data: DataSpec
-    claims: Mapping[str, Any]  # claim name -> its parameter dataclass (see verify.findings)
+    claim_tables: Mapping[str, dict]  # claim name -> its [claims.NAME] table, as written
+    claims: Mapping[str, Any]  # claim name -> its parameter dataclass, for the claims resolved so far
     training: Mapping[str, Any]  # provenance, free-form: how the weights were made
 
     @property
@@ -72,15 +69,29 @@ class Manifest:
         return f"{self.path}: " + " ".join(fields)
 
 
-def parse_table(cls, table: Any, where: str):
-    """Build dataclass `cls` from a TOML table, refusing unknown, missing and mistyped keys."""
+def parse_table(cls, table: Any, where: str, extra: type | None = None):
+    """Build dataclass `cls` from a TOML table, refusing unknown, missing and mistyped keys.
+    With `extra`, keys that `cls` does not know are parsed into that dataclass and returned too."""
     if not isinstance(table, dict):
         raise ManifestError(f"{where}: expected a table, got {type(table).__name__}")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    rest = {k: v for k, v in table.items() if k not in fields}
+    if extra is None:
+        return _build(cls, table, where)
+    return _build(cls, {k: v for k, v in table.items() if k in fields}, where, known=[*fields, *_names(extra)]), \
+        _build(extra, rest, where, known=[*fields, *_names(extra)])
+
+
+def _names(cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _build(cls, table: dict, where: str, known: list[str] | None = None):
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(table) - set(fields))
     if unknown:
-        raise ManifestError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(fields)})")
+        raise ManifestError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(known or fields)})")
     values = {}
     for name, f in fields.items():
         if name not in table:
@@ -107,8 +118,11 @@ def _typed(value: Any, hint: Any, where: str) -> Any:
     raise ManifestError(f"{where}: expected {getattr(origin, '__name__', origin)}, got {value!r}")
 
 
-def load_manifest(path: Path, claim_schemas: Mapping[str, type]) -> Manifest:
-    """Parse one manifest; `claim_schemas` maps each known claim name to its parameter dataclass."""
+def load_manifest(path: Path) -> Manifest:
+    """Parse one manifest's structure. Claim tables are kept as written: `parse_claim` turns one
+    into its parameters once the claim is registered (a claim may be defined by a test module)."""
+    from verify import registry
+
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: no such manifest file")
@@ -123,23 +137,14 @@ def load_manifest(path: Path, claim_schemas: Mapping[str, type]) -> Manifest:
     for key in ("name", "domain", "model", "data"):
         if key not in raw:
             raise ManifestError(f"{path}: missing key {key!r}")
-    if raw["domain"] not in DOMAINS:
-        raise ManifestError(f"{path}: domain: {raw['domain']!r} is not one of {', '.join(DOMAINS)}")
+    domains = registry.domains()
+    if raw["domain"] not in domains:
+        raise ManifestError(f"{path}: domain: {raw['domain']!r} is not one of {', '.join(domains)}")
     saes = {name: parse_table(SAESpec, t, f"{path}: [saes.{name}]") for name, t in raw.get("saes", {}).items()}
-    data = parse_table(DataSpec, raw["data"], f"{path}: [data]")
-    if data.source not in DATA_SOURCES[raw["domain"]]:
-        raise ManifestError(f"{path}: [data] source: {data.source!r} is not a {raw['domain']} source ({', '.join(DATA_SOURCES[raw['domain']])})")
-    if data.source == "culture-dataset" and not data.path:
-        raise ManifestError(f"{path}: [data] path: a culture-dataset source needs the dataset's path")
-    claims = {}
-    for name, table in raw.get("claims", {}).items():
-        if name not in claim_schemas:
-            raise ManifestError(f"{path}: [claims.{name}]: unknown claim (known: {', '.join(sorted(claim_schemas))})")
-        params = parse_table(claim_schemas[name], table, f"{path}: [claims.{name}]")
-        sae = getattr(params, "sae", None)
-        if sae is not None and sae not in saes:
-            raise ManifestError(f"{path}: [claims.{name}] sae: {sae!r} is not declared under [saes] (declared: {', '.join(saes) or 'none'})")
-        claims[name] = params
+    data = _data(raw["data"], raw["domain"], path)
+    tables = raw.get("claims", {})
+    if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
+        raise ManifestError(f"{path}: claims: expected [claims.NAME] tables")
     return Manifest(
         path=path,
         name=_typed(raw["name"], str, f"{path}: name"),
@@ -148,6 +153,35 @@ def load_manifest(path: Path, claim_schemas: Mapping[str, type]) -> Manifest:
         model=parse_table(ModelSpec, raw["model"], f"{path}: [model]"),
         saes=saes,
         data=data,
-        claims=claims,
+        claim_tables=tables,
+        claims={},
         training=raw.get("training", {}),
     )
+
+
+def _data(table: Any, domain: str, path: Path) -> DataSpec:
+    from verify import registry
+
+    where = f"{path}: [data]"
+    if not isinstance(table, dict):
+        raise ManifestError(f"{where}: expected a table, got {type(table).__name__}")
+    ours = {n: s for n, s in registry.sources().items() if s.domain == domain}
+    source = ours.get(table.get("source"))
+    if source is None:
+        raise ManifestError(f"{where} source: {table.get('source')!r} is not a {domain} source ({', '.join(ours)})")
+    if source.options is None:
+        data = parse_table(DataSpec, table, where)
+    else:
+        data, options = parse_table(DataSpec, table, where, extra=source.options)
+        data = dataclasses.replace(data, options=options)
+    if source.needs_path and not data.path:
+        raise ManifestError(f"{where} path: a {source.name} source needs the data's path")
+    return data
+
+
+def parse_claim(m: Manifest, claim) -> Any:
+    """The parameters of `claim` (a registered verify.registry.Claim) from m's [claims.NAME] table."""
+    where = f"{m.path}: [claims.{claim.name}]"
+    if claim.domain != m.domain:
+        raise ManifestError(f"{where}: {claim.name} is a {claim.domain} claim; this subject's domain is {m.domain}")
+    return parse_table(claim.params, m.claim_tables[claim.name], where)

@@ -1,9 +1,12 @@
 """The pytest plugin: subject options, the `claim` marker, subject fixtures and the claims report.
 
-A test marked `@pytest.mark.claim("NAME")` that takes the fixtures `subject` and `params` runs
-once per selected subject whose manifest has a [claims.NAME] table; `params` is that table as a
-dataclass. `verdict(checks)` prints every measured number against its bounds and fails the test
-if any check fails.
+Registered through the `pytest11` entry point, so it is active wherever the package is installed.
+A test marked `@pytest.mark.claim("NAME")` runs once per selected subject whose manifest has a
+[claims.NAME] table; NAME must be a registered claim (verify.registry). Its fixtures: `subject`
+(the loaded subject), `params` (the table as the claim's parameter dataclass), `claim` (the
+registered claim) and `verdict(checks)`, which prints every measured number against its bounds and
+fails the test if any check fails. The usual claim test is one line:
+`verdict(claim.check(subject, params))`.
 """
 
 from __future__ import annotations
@@ -13,26 +16,33 @@ from pathlib import Path
 
 import pytest
 
+from verify import registry as claim_registry
 from verify import sources
 from verify.devices import DEVICE_CHOICES, resolve_device
 from verify.manifest import ManifestError
 from verify.verdicts import failures
 
-REGISTRY = pytest.StashKey()
+SUBJECTS = pytest.StashKey()
 RESULTS = pytest.StashKey()
 UNAVAILABLE = "subject not available"
+DEFAULT_SUBJECTS_DIR = "fixtures/subjects"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("verify", "interpretability claims (verify)")
     group.addoption("--subject", action="append", default=[], metavar="NAME",
-                    help="check only this subject (repeatable); default: every subject in fixtures/subjects/ and --subject-file")
+                    help="check only this subject (repeatable); default: every subject in the subjects folder and --subject-file")
     group.addoption("--subject-file", action="append", default=[], metavar="PATH", type=Path,
                     help="add the subject of this manifest (repeatable): how CI checks a new checkpoint")
+    group.addoption("--subjects-dir", default=None, metavar="DIR",
+                    help=f"folder of subject manifests (*.toml); default: the verify_subjects_dir ini value, "
+                         f"else {DEFAULT_SUBJECTS_DIR} under the rootdir")
     group.addoption("--require-subjects", action="store_true", default=False,
                     help="a subject that cannot be loaded here (e.g. a hub file offline) fails its claims instead of skipping them")
     group.addoption("--device", default="auto", choices=DEVICE_CHOICES,
                     help="torch device for models and SAEs: cpu, cuda or auto (cuda when available; default)")
+    parser.addini("verify_subjects_dir", f"folder of subject manifests, relative to the rootdir (default {DEFAULT_SUBJECTS_DIR})",
+                  default=DEFAULT_SUBJECTS_DIR)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -52,48 +62,86 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
+def subjects_dir(config: pytest.Config) -> Path | None:
+    """The subjects folder; None when the default one does not exist (a project without subjects)."""
+    given = config.getoption("--subjects-dir")
+    folder = Path(given or config.getini("verify_subjects_dir"))
+    folder = folder if folder.is_absolute() else (Path.cwd() if given else config.rootpath) / folder
+    if not folder.is_dir():
+        if given or config.getini("verify_subjects_dir") != DEFAULT_SUBJECTS_DIR:
+            raise pytest.UsageError(f"subjects folder {folder} does not exist")
+        return None
+    return folder
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Read the manifests before collecting, so a bad manifest or --subject is a usage error."""
-    registry(session.config)
+    subjects(session.config)
 
 
-def registry(config: pytest.Config):
-    """Manifests are read on first use, so `pytest --help` works even with a broken one."""
-    if REGISTRY not in config.stash:
-        from verify.subjects import Registry, builtin_manifest_paths
+def subjects(config: pytest.Config):
+    """The session's SubjectSet. Manifests are read on first use, so `pytest --help` works even with
+    a broken one; their claim tables are resolved against the claims registered so far."""
+    if SUBJECTS not in config.stash:
+        from verify.subjects import SubjectSet, manifest_paths
 
+        folder = subjects_dir(config)
         try:
-            reg = Registry(builtin_manifest_paths() + list(config.getoption("--subject-file")),
-                           resolve_device(config.getoption("--device")))
-            reg.select(config.getoption("--subject"))
-        except ManifestError as err:
+            found = SubjectSet((manifest_paths(folder) if folder else []) + list(config.getoption("--subject-file")),
+                               resolve_device(config.getoption("--device")))
+            found.select(config.getoption("--subject"))
+        except (ManifestError, RuntimeError, ValueError) as err:
             raise pytest.UsageError(str(err)) from None
-        config.stash[REGISTRY] = reg
-    return config.stash[REGISTRY]
+        config.stash[SUBJECTS] = found
+    return config.stash[SUBJECTS]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("claim")
     if marker is None:
         return
-    claim = marker.args[0]
+    where = f"{metafunc.definition.nodeid}: @pytest.mark.claim"
+    if len(marker.args) != 1 or not isinstance(marker.args[0], str):
+        raise pytest.Collector.CollectError(f"{where}: takes one claim name, got {marker.args!r}")
+    name = marker.args[0]
+    if claim_registry.get_claim(name) is None:
+        raise pytest.Collector.CollectError(f"{where}({name!r}): no claim of that name is registered "
+                                            f"(registered: {', '.join(sorted(claim_registry.claims()))})")
+    try:
+        declaring = subjects(metafunc.config).declaring(name)
+    except ManifestError as err:
+        raise pytest.Collector.CollectError(str(err)) from None
     cases = []
-    for m in registry(metafunc.config).declaring(claim):
+    for m in declaring:
         on_hub = any(sources.is_remote(s) for s in (m.model.weights, m.model.config, m.data.path, *(s.path for s in m.saes.values())))
-        cases.append(pytest.param(m.name, m.claims[claim], id=m.name, marks=[pytest.mark.hub] if on_hub else []))
+        cases.append(pytest.param(m.name, m.claims[name], id=m.name, marks=[pytest.mark.hub] if on_hub else []))
     metafunc.parametrize(("subject", "params"), cases, indirect=["subject"])
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items) -> None:
+    """Every claim table must name a registered claim once all test modules have registered theirs."""
+    try:
+        subjects(config).resolve(strict=True)
+    except ManifestError as err:
+        raise pytest.UsageError(str(err)) from None
 
 
 @pytest.fixture
 def subject(request: pytest.FixtureRequest):
     """The loaded subject (model, SAEs, data) of this claim's parameter; loaded once a session."""
     try:
-        return registry(request.config).load(request.param)
+        return subjects(request.config).load(request.param)
     except sources.SourceUnavailable as err:
         message = f"{UNAVAILABLE}: {request.param}: {err}"
         if request.config.getoption("--require-subjects"):
             pytest.fail(message + " (--require-subjects)", pytrace=False)
         pytest.skip(message)
+
+
+@pytest.fixture
+def claim(request: pytest.FixtureRequest) -> claim_registry.Claim:
+    """The registered claim named by this test's `claim` marker."""
+    return claim_registry.get_claim(request.node.get_closest_marker("claim").args[0])
 
 
 @pytest.fixture

@@ -1,176 +1,206 @@
-"""Subjects: a manifest's model + SAEs + data, validated early and loaded lazily, once per session."""
+"""Subjects: a manifest's model + SAEs + data, checked before loading and loaded lazily, once a session.
+
+This module knows no domain and no checkpoint format by name: formats come from verify.loaders,
+data sources and claims from verify.registry. A manifest is checked in two steps, both before any
+weights are read: its files and architecture (`check_files`: hook points from the model's config,
+SAE widths from theirs), then its claim tables against the registered claims (`resolve_claims`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-
-from verify import hooks, loaders, sources
-from verify.findings import CLAIM_SCHEMAS
-from verify.manifest import Manifest, ManifestError, load_manifest
-
-BUILTIN_SUBJECTS = Path(__file__).resolve().parents[2] / "fixtures" / "subjects"
+from verify import hooks, loaders, registry, sources
+from verify.manifest import Manifest, ManifestError, load_manifest, parse_claim
+from verify.params import SAEShape, Shape, check_params
 
 
-def builtin_manifest_paths() -> list[Path]:
-    return sorted(BUILTIN_SUBJECTS.glob("*.toml"))
+def manifest_paths(folder: Path) -> list[Path]:
+    """The *.toml manifests of a subjects folder, sorted."""
+    return sorted(Path(folder).glob("*.toml"))
 
 
-def read_manifest(path: Path) -> Manifest:
-    """Parse and check a manifest against whatever of its files is local (configs, folders)."""
-    manifest = load_manifest(path, CLAIM_SCHEMAS)
-    validate_files(manifest)
-    return manifest
+def read_manifest(path: Path, strict: bool = True) -> Manifest:
+    """Parse and check a manifest against whatever of its files is local, and resolve its claims.
+    `strict`: a claim table that no registered claim matches is an error (else left unresolved)."""
+    manifest = load_manifest(path)
+    return resolve_claims(manifest, check_files(manifest), strict)
 
 
-def validate_files(m: Manifest) -> None:
-    """Collection-time checks: local files exist, hooks exist in the model, SAE widths fit them."""
-    for key in ("weights", "config"):
+def check_files(m: Manifest) -> Shape:
+    """Local files exist, loaders are known, SAE hooks exist in the model and fit its widths.
+    Returns what is known of the subject's shape without its weights."""
+    fmt = loaders.MODEL_FORMATS.get(m.model.loader)
+    if fmt is None:
+        raise ManifestError(f"{m.where('[model] loader')}: unknown loader {m.model.loader!r} (known: {', '.join(loaders.MODEL_FORMATS)})")
+    files: dict[str, Path | None] = {}
+    for key in fmt.files:
         source = getattr(m.model, key)
-        if source and not sources.is_remote(source) and not sources.local_path(source, m.dir).exists():
-            raise ManifestError(f"{m.where('[model]', key)}: file {sources.local_path(source, m.dir)} does not exist")
-    widths = model_hook_widths(m)
-    for name, sae in m.saes.items():
+        if not source:
+            raise ManifestError(f"{m.where('[model]')}: missing key {key!r} (the {m.model.loader} loader reads it)")
+        files[key] = None if sources.is_remote(source) else sources.local_path(source, m.dir)
+        if files[key] is not None and not files[key].is_file():
+            raise ManifestError(f"{m.where('[model]', key)}: file {files[key]} does not exist")
+    try:
+        skeleton = fmt.skeleton(files)
+    except loaders.CheckpointError as err:
+        raise ManifestError(f"{m.where('[model]')}: {err}") from None
+    hook_shapes = None if skeleton is None else hooks.hook_shapes(skeleton)
+    saes = {}
+    for name, spec in m.saes.items():
         where = m.where(f"[saes.{name}]")
-        if widths is not None and sae.hook not in widths:
-            raise ManifestError(f"{where} hook: the model has no hook point {sae.hook!r}")
-        if sources.is_remote(sae.path):
+        sae_format = loaders.SAE_FORMATS.get(spec.loader)
+        if sae_format is None:
+            raise ManifestError(f"{where} loader: unknown loader {spec.loader!r} (known: {', '.join(loaders.SAE_FORMATS)})")
+        saes[name] = SAEShape(spec.hook, None, None)
+        if hook_shapes is not None and spec.hook not in hook_shapes:
+            raise ManifestError(f"{where} hook: the model has no hook point {spec.hook!r}")
+        if sources.is_remote(spec.path):
             continue
-        if sae.loader != "sae_lens":  # other formats carry their widths in the weights: checked on load
-            if not sources.local_path(sae.path, m.dir).exists():
-                raise ManifestError(f"{where} path: {sources.local_path(sae.path, m.dir)} does not exist")
-            continue
-        folder = sources.local_path(sae.path, m.dir)
-        if not folder.is_dir():
-            raise ManifestError(f"{where} path: folder {folder} does not exist")
+        path = sources.local_path(spec.path, m.dir)
+        if not path.exists():
+            raise ManifestError(f"{where} path: {path} does not exist")
         try:
-            cfg = loaders.sae_lens_config(folder)
+            saes[name] = found = sae_format.shape(path)
         except loaders.CheckpointError as err:
             raise ManifestError(f"{where} path: {err}") from None
-        cfg_hook = cfg.get("metadata", {}).get("hook_name", cfg.get("hook_name"))
-        if cfg_hook not in (None, sae.hook):
-            raise ManifestError(f"{where} hook: the manifest says {sae.hook!r} but {folder}/cfg.json says {cfg_hook!r}")
-        if widths is not None and sae.hook in widths and cfg.get("d_in") != widths[sae.hook]:
-            raise ManifestError(f"{where}: SAE d_in {cfg.get('d_in')} does not match the width {widths[sae.hook]} of hook {sae.hook!r}")
-    if widths is not None:
-        for claim, params in m.claims.items():
-            hook = getattr(params, "hook", None)
-            if hook is not None and hook not in widths:
-                raise ManifestError(f"{m.where(f'[claims.{claim}]')} hook: the model has no hook point {hook!r}")
+        if found.hook not in (None, "", spec.hook):
+            raise ManifestError(f"{where} hook: the manifest says {spec.hook!r} but the SAE's config says {found.hook!r}")
+        saes[name] = dataclasses.replace(found, hook=spec.hook)
+        width = None if hook_shapes is None else hook_shapes[spec.hook][-1]
+        if width is not None and found.d_in != width:
+            raise ManifestError(f"{where}: SAE d_in {found.d_in} does not match the width {width} of hook {spec.hook!r}")
+    return Shape(hook_shapes, saes)
 
 
-def model_hook_widths(m: Manifest) -> dict[str, int] | None:
-    """Hook widths from the architecture, when it is known without the weights (else None)."""
-    from verify.loaders.culture_pth import CULTURE_GPT_CONFIG
-    from verify.loaders.othello_gpt import OTHELLO_GPT_CONFIG
-
-    fixed = {"culture_pth": CULTURE_GPT_CONFIG, "othello_gpt": OTHELLO_GPT_CONFIG}
-    if m.model.loader == "culture_pth" and not sources.is_remote(m.model.weights):
-        from verify.loaders.culture_pth import architecture, read_culture_state
-
-        path = sources.local_path(m.model.weights, m.dir)
-        try:  # memory-mapped: reads the shapes, not the weights
-            return hooks.hook_widths(architecture(read_culture_state(path, mmap=True)[0], path))
-        except loaders.CheckpointError as err:
-            raise ManifestError(f"{m.where('[model] weights')}: {err}") from None
-    if m.model.loader in fixed:
-        return hooks.hook_widths(fixed[m.model.loader])
-    if m.model.loader == "hooked_transformer" and m.model.config and not sources.is_hub(m.model.config):
-        try:
-            return hooks.hook_widths(loaders.hooked_transformer_config(sources.local_path(m.model.config, m.dir)))
-        except loaders.CheckpointError as err:
-            raise ManifestError(f"{m.where('[model] config')}: {err}") from None
-    return None
+def resolve_claims(m: Manifest, shape: Shape, strict: bool) -> Manifest:
+    """m with the parameters of every claim table whose claim is registered, each checked against
+    the subject's shape (hooks, SAE names, feature and neuron indices)."""
+    claims = dict(m.claims)
+    for name in m.claim_tables:
+        if name in claims:
+            continue
+        claim = registry.get_claim(name)
+        if claim is None:
+            if strict:
+                raise ManifestError(f"{m.where(f'[claims.{name}]')}: unknown claim (registered: {', '.join(sorted(registry.claims()))}); "
+                                    "a claim is registered by verify.register_claim in a conftest.py, a collected test module, "
+                                    "or a package's `verify.claims` entry point")
+            continue
+        params = parse_claim(m, claim)
+        problems = check_params(params, shape, m.where(f"[claims.{name}]"))
+        if problems:
+            raise ManifestError(problems[0])
+        claims[name] = params
+    return dataclasses.replace(m, claims=claims)
 
 
 @dataclass
 class Subject:
-    """A loaded subject. Domain data (games, puzzles) is made on first use and cached here."""
+    """A loaded subject. Data that depends on the seeds only (games, puzzles) lives in `data_cache`,
+    which copies of the subject with other weights share; results that depend on the weights
+    (activations, clean verdicts) live in `results`, which is the subject's own."""
 
     manifest: Manifest
     model: Any  # transformer_lens.HookedTransformer
     saes: dict[str, Any]  # name -> sae_lens SAE
     device: str
-    cache: dict = field(default_factory=dict)
+    data_cache: dict = field(default_factory=dict)
+    results: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return self.manifest.name
 
+    def data(self, key: Any, make):
+        """Seed-only data, made once for every subject that shares this data spec and cache."""
+        key = (self.manifest.data, key)
+        if key not in self.data_cache:
+            self.data_cache[key] = make()
+        return self.data_cache[key]
+
     def cached(self, key: Any, make):
-        if key not in self.cache:
-            self.cache[key] = make()
-        return self.cache[key]
+        """A result of this subject's weights, computed once."""
+        if key not in self.results:
+            self.results[key] = make()
+        return self.results[key]
+
+    def with_weights(self, model=None, saes=None) -> Subject:
+        """A copy with other weights (a mutated or random model, another SAE): it shares the data
+        and recomputes every weight-dependent result."""
+        return Subject(self.manifest, self.model if model is None else model,
+                       dict(self.saes) if saes is None else saes, self.device, self.data_cache)
 
 
-def load_subject(m: Manifest, device: str) -> Subject:
+def load_subject(m: Manifest, device: str, data_cache: dict | None = None) -> Subject:
     """Fetch, hash-check and load the model and SAEs. Raises SourceUnavailable when offline."""
     spec = m.model
-    if spec.loader not in loaders.MODEL_LOADERS:
-        raise ManifestError(f"{m.where('[model] loader')}: unknown loader {spec.loader!r} (known: {', '.join(loaders.MODEL_LOADERS)})")
-    files = {key: sources.fetch(getattr(spec, key), m.dir) for key in ("weights", "config") if getattr(spec, key)}
+    fmt = loaders.MODEL_FORMATS[spec.loader]
+    files = {key: sources.fetch(getattr(spec, key), m.dir) for key in fmt.files}
     for key, path in files.items():
         sources.check_sha256(path, spec.sha256.get(key))
     # a verifier never trains: frozen weights build no autograd graph (without switching off
     # gradients process-wide, which would break a trainer running in the same process)
-    model = loaders.MODEL_LOADERS[spec.loader](device=device, **files).requires_grad_(False)
+    model = fmt.load(device=device, **files).requires_grad_(False)
+    widths = {name: shape[-1] for name, shape in hooks.hook_shapes(model).items()}
     saes = {}
     for name, sae_spec in m.saes.items():
-        if sae_spec.loader not in loaders.SAE_LOADERS:
-            raise ManifestError(f"{m.where(f'[saes.{name}] loader')}: unknown loader {sae_spec.loader!r}")
-        folder = sources.fetch(sae_spec.path, m.dir)
+        path = sources.fetch(sae_spec.path, m.dir)
         for file_name, digest in sae_spec.sha256.items():
-            sources.check_sha256(folder / file_name, digest)
-        saes[name] = loaders.SAE_LOADERS[sae_spec.loader](folder, device).requires_grad_(False)
-        check_sae_fits(m, name, saes[name], model)
-    subject = Subject(m, model, saes, device)
-    if m.data.source == "culture-dataset":  # open it now, so an offline dataset skips like a model
-        from verify.culture.data import open_dataset
-
-        subject.cache["dataset"] = open_dataset(m.data.path, m.dir)
+            sources.check_sha256(path / file_name, digest)
+        saes[name] = loaders.SAE_FORMATS[sae_spec.loader].load(path, device).requires_grad_(False)
+        if widths.get(sae_spec.hook) != saes[name].cfg.d_in:
+            raise loaders.CheckpointError(f"{m.where(f'[saes.{name}]')}: SAE d_in {saes[name].cfg.d_in} does not match "
+                                          f"the width {widths.get(sae_spec.hook)} of hook {sae_spec.hook!r}")
+    subject = Subject(m, model, saes, device, {} if data_cache is None else data_cache)
+    source = registry.sources()[m.data.source]
+    if source.open is not None:  # open it now, so data that is not available skips like a model
+        subject.data("opened", lambda: source.open(m))
     return subject
 
 
-def check_sae_fits(m: Manifest, name: str, sae, model) -> None:
-    """The loaded SAE reads a hook the loaded model has, of the SAE's width."""
-    hook = m.saes[name].hook
-    if hook not in model.hook_dict:
-        raise ManifestError(f"{m.where(f'[saes.{name}] hook')}: the model has no hook point {hook!r}")
-    width = hooks.hook_widths(model.cfg.to_dict()).get(hook)
-    if width is not None and sae.cfg.d_in != width:
-        raise loaders.CheckpointError(f"{m.where(f'[saes.{name}]')}: SAE d_in {sae.cfg.d_in} does not match the width {width} of hook {hook!r}")
-
-
-class Registry:
-    """The manifests of one pytest session, by name; each subject is loaded on first request."""
+class SubjectSet:
+    """The manifests of one pytest session, by name; each subject is loaded on first request.
+    Subjects with the same data spec share their games and puzzles."""
 
     def __init__(self, paths: Iterable[Path], device: str) -> None:
         self.device = device
         self.manifests: dict[str, Manifest] = {}
+        self.shapes: dict[str, Shape] = {}
         for path in paths:
-            manifest = read_manifest(path)
+            manifest = load_manifest(path)
             if manifest.name in self.manifests:
                 raise ManifestError(f"{path}: subject name {manifest.name!r} is already used by {self.manifests[manifest.name].path}; give the copy its own name")
-            self.manifests[manifest.name] = manifest
+            self.shapes[manifest.name] = check_files(manifest)
+            self.manifests[manifest.name] = resolve_claims(manifest, self.shapes[manifest.name], strict=False)
+        self.data_cache: dict = {}
         self._loaded: dict[str, Subject | Exception] = {}
 
     def select(self, names: list[str]) -> None:
         unknown = [n for n in names if n not in self.manifests]
         if unknown:
-            raise ManifestError(f"unknown subject {unknown[0]!r} (known: {', '.join(sorted(self.manifests))})")
+            raise ManifestError(f"unknown subject {unknown[0]!r} (known: {', '.join(sorted(self.manifests)) or 'none'})")
         if names:
             self.manifests = {n: self.manifests[n] for n in names}
 
+    def resolve(self, strict: bool) -> None:
+        """Resolve claim tables against the claims registered by now (test modules register theirs
+        when collected); with `strict`, a table no claim matches is an error."""
+        for name, m in self.manifests.items():
+            self.manifests[name] = resolve_claims(m, self.shapes[name], strict)
+
     def declaring(self, claim: str) -> list[Manifest]:
+        self.resolve(strict=False)
         return [m for m in self.manifests.values() if claim in m.claims]
 
     def load(self, name: str) -> Subject:
         """The loaded subject; a failure (e.g. offline) is remembered and raised again for each claim."""
         if name not in self._loaded:
             try:
-                self._loaded[name] = load_subject(self.manifests[name], self.device)
+                self._loaded[name] = load_subject(self.manifests[name], self.device, self.data_cache)
             except Exception as err:  # noqa: BLE001 - re-raised for every claim on this subject
                 self._loaded[name] = err
         result = self._loaded[name]

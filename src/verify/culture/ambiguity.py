@@ -1,6 +1,6 @@
 """Contact puzzles whose answer the puzzle does not determine, on grids that allow 2-cell rectangles.
 
-    python -m verify.culture.ambiguity [--size 6] [--n 600] [--seed 5]
+    verify ambiguity  (the command-line report)
 
 In structures 1 and 3 the answer is a pair's *input*, to be read back from its output. A rectangle
 two cells thick that touches rectangle 0 is all border, so the rule paints all of it in rectangle
@@ -13,7 +13,6 @@ bound on ambiguity: it varies only the merged region.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 
 import numpy as np
@@ -71,18 +70,3 @@ def contact_ambiguity(layout: PuzzleLayout, n: int, seed: int) -> tuple[int, int
             n_merged += 1
             n_ambiguous += len(valid_inputs(rects, colours, merged, masks, h, w)) > 1
     return n_merged, n_ambiguous
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=int, default=6, help="grid height and width")
-    parser.add_argument("--n", type=int, default=600, help="contact puzzles to draw")
-    parser.add_argument("--seed", type=int, default=5)
-    args = parser.parse_args(argv)
-    merged, ambiguous = contact_ambiguity(PuzzleLayout(args.size, args.size), args.n, args.seed)
-    print(f"{args.n} contact puzzles on a {args.size}x{args.size} grid: {merged} show a touching rectangle merged "
-          f"into rectangle 0; {ambiguous} ({ambiguous / args.n:.3f}) have more than one valid answer")
-
-
-if __name__ == "__main__":
-    main()

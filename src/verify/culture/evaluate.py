@@ -7,22 +7,12 @@ position (by induction over positions), so one batched forward replaces `cells` 
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 
 from verify.culture.layout import PuzzleLayout
-
-Hook = tuple[str, Callable]
-
-
-def zero_ablation(hook: str) -> Hook:
-    return hook, lambda act, hook: torch.zeros_like(act)
-
-
-def sae_splice(hook: str, sae) -> Hook:
-    """Replace the hook's activation by the SAE's reconstruction, computed on the fly."""
-    return hook, lambda act, hook: sae(act).to(act.dtype)
+from verify.interventions import Hook
 
 
 def check_hooks(model, hooks: Sequence[Hook]) -> None:

@@ -1,26 +1,52 @@
 """One loader per checkpoint format. Each turns local files into a TransformerLens model or an
-sae_lens SAE, and reports bad files (truncated, corrupt, wrong shapes, NaNs, unsafe pickles)
-naming the file. MODEL_LOADERS / SAE_LOADERS map a manifest's `loader` value to its function."""
+sae_lens SAE, reports bad files (truncated, corrupt, wrong shapes, NaNs, unsafe pickles) naming the
+file, and answers from the config alone (no weights read) what the model's hook points are and how
+wide an SAE is, so a manifest is checked before anything is loaded.
+
+MODEL_FORMATS / SAE_FORMATS map a manifest's `loader` value to its format."""
 
 from __future__ import annotations
 
-from verify.loaders.common import CheckpointError, hooked_transformer_config, read_json, read_safetensors, sae_lens_config
-from verify.loaders.culture_pth import load_culture_pth
-from verify.loaders.hooked_transformer import load_hooked_transformer
-from verify.loaders.legacy_sae import load_legacy_sae
-from verify.loaders.othello_gpt import load_othello_gpt
-from verify.loaders.sae_lens_dir import load_sae_lens
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
 
-MODEL_LOADERS = {
-    "hooked_transformer": load_hooked_transformer,  # model.safetensors + model_config.json
-    "culture_pth": load_culture_pth,  # tommyp111/culture-gpt gpt_00N.pth (state_dict, accuracy) tuple
-    "othello_gpt": load_othello_gpt,  # Othello-GPT .pth: TransformerLens or minGPT state dict
+from verify.loaders import culture_pth, hooked_transformer, legacy_sae, othello_gpt, sae_lens_dir
+from verify.loaders.common import CheckpointError
+from verify.params import SAEShape
+
+
+@dataclass(frozen=True)
+class ModelFormat:
+    load: Callable[..., Any]  # (device, weights=Path[, config=Path]) -> HookedTransformer
+    skeleton: Callable[[dict[str, Path | None]], Any]  # {manifest key: local path, None if not here} -> model on "meta", or None
+    files: tuple[str, ...] = ("weights",)  # the [model] keys this format reads
+
+
+@dataclass(frozen=True)
+class SAEFormat:
+    load: Callable[[Path, str], Any]  # (path, device) -> sae_lens SAE
+    shape: Callable[[Path], SAEShape]  # widths and hook from the config or tensor headers, no weights loaded
+
+
+MODEL_FORMATS = {
+    # model.safetensors + model_config.json (HookedTransformerConfig arguments)
+    "hooked_transformer": ModelFormat(hooked_transformer.load_hooked_transformer, hooked_transformer.skeleton, ("weights", "config")),
+    # tommyp111/culture-gpt gpt_00N.pth: a (state_dict, accuracy) tuple
+    "culture_pth": ModelFormat(culture_pth.load_culture_pth, culture_pth.skeleton),
+    # Othello-GPT: a TransformerLens or minGPT state dict
+    "othello_gpt": ModelFormat(othello_gpt.load_othello_gpt, othello_gpt.skeleton),
 }
-SAE_LOADERS = {
-    "sae_lens": load_sae_lens,  # folder with cfg.json + sae_weights.safetensors
-    "legacy_othello_sae": load_legacy_sae,  # andyrdt's .pt {cfg: pickled config, state_dict}, read safely
+SAE_FORMATS = {
+    "sae_lens": SAEFormat(sae_lens_dir.load_sae_lens, sae_lens_dir.shape),  # folder with cfg.json + sae_weights.safetensors
+    "legacy_othello_sae": SAEFormat(legacy_sae.load_legacy_sae, legacy_sae.shape),  # andyrdt's .pt {cfg, state_dict}, read safely
 }
 
-__all__ = ["CheckpointError", "MODEL_LOADERS", "SAE_LOADERS", "hooked_transformer_config", "load_culture_pth",
-           "load_hooked_transformer", "load_legacy_sae", "load_othello_gpt", "load_sae_lens", "read_json",
-           "read_safetensors", "sae_lens_config"]
+load_culture_pth = culture_pth.load_culture_pth
+load_hooked_transformer = hooked_transformer.load_hooked_transformer
+load_legacy_sae = legacy_sae.load_legacy_sae
+load_othello_gpt = othello_gpt.load_othello_gpt
+load_sae_lens = sae_lens_dir.load_sae_lens
+
+__all__ = ["CheckpointError", "MODEL_FORMATS", "SAE_FORMATS", "ModelFormat", "SAEFormat", "load_culture_pth",
+           "load_hooked_transformer", "load_legacy_sae", "load_othello_gpt", "load_sae_lens"]

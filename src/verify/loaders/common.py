@@ -55,6 +55,18 @@ def hooked_transformer_config(config_path: Path) -> dict:
     return cfg
 
 
+def meta_model(cfg: dict):
+    """A HookedTransformer of this architecture on torch's meta device: its hook points and shapes,
+    without allocating or reading any weights."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    try:
+        with torch.device("meta"):
+            return HookedTransformer(HookedTransformerConfig(**{**cfg, "device": "meta"}))
+    except (TypeError, ValueError, AssertionError) as err:
+        raise CheckpointError(f"not a valid HookedTransformer config: {err}") from None
+
+
 def load_state_dict_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
     expected = model.state_dict()
     buffers = {name for name, _ in model.named_buffers()}  # masks etc. that the model builds itself

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from verify.loaders.common import CheckpointError, load_state_dict_checked, read_torch
+from verify.loaders.common import CheckpointError, load_state_dict_checked, meta_model, read_torch
 
 CULTURE_GPT_CONFIG = {
     "n_layers": 12, "d_model": 512, "n_heads": 8, "d_head": 64, "d_mlp": 2048, "d_vocab": 15, "n_ctx": 405,
@@ -71,14 +71,26 @@ def architecture(state: dict[str, torch.Tensor], path: Path) -> dict:
         raise CheckpointError(f"{path}: not the culture GPT layout (embedding.0.f.0, trunk.N.f..., readout.f): {err}") from None
 
 
+def without_final_ln(model):
+    model.ln_final = torch.nn.Identity()  # the original has no final LayerNorm
+    model.setup()  # refresh the hook dict after replacing a module
+    return model
+
+
+def skeleton(files: dict[str, Path | None]):
+    """The architecture, read off the tensor shapes of a local file (memory-mapped: no weights are
+    read) or, for a file still on the hub, the published one."""
+    path = files.get("weights")
+    cfg = CULTURE_GPT_CONFIG if path is None else architecture(read_culture_state(path, mmap=True)[0], path)
+    return without_final_ln(meta_model(cfg))
+
+
 def load_culture_pth(weights: Path, device: str, config: Path | None = None):
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
     state, _ = read_culture_state(weights)
     cfg = architecture(state, weights)
-    model = HookedTransformer(HookedTransformerConfig(**cfg, device="cpu"))
-    model.ln_final = torch.nn.Identity()  # the original has no final LayerNorm
-    model.setup()  # refresh the hook dict after replacing a module
+    model = without_final_ln(HookedTransformer(HookedTransformerConfig(**cfg, device="cpu")))
     try:
         converted = convert(state, cfg)
     except KeyError as err:

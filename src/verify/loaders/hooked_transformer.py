@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from verify.loaders.common import hooked_transformer_config, load_state_dict_checked, read_safetensors
+from verify.loaders.common import hooked_transformer_config, load_state_dict_checked, meta_model, read_safetensors
 
 
 def load_hooked_transformer(weights: Path, config: Path, device: str):
@@ -14,3 +14,8 @@ def load_hooked_transformer(weights: Path, config: Path, device: str):
     model = HookedTransformer(HookedTransformerConfig(**hooked_transformer_config(config), device="cpu"))
     load_state_dict_checked(model, read_safetensors(weights), weights)
     return model.to(device).eval()
+
+
+def skeleton(files: dict[str, Path | None]):
+    """The architecture from model_config.json alone, on the meta device (None while the config is remote)."""
+    return None if files.get("config") is None else meta_model(hooked_transformer_config(files["config"]))

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from verify.loaders.common import CheckpointError, check_finite
+from verify.params import SAEShape
 
 CONFIG_CLASS = "sae_training.config.LanguageModelSAERunnerConfig"
 
@@ -68,3 +69,10 @@ def load_legacy_sae(path: Path, device: str):
     sae = StandardSAE(cfg)
     sae.load_state_dict({k: state[k].float() for k in ("W_enc", "b_enc", "W_dec", "b_dec")})
     return sae.to(device).eval()
+
+
+def shape(path: Path) -> SAEShape:
+    """Widths from the tensors' shapes and the hook from the config (the file is read safely)."""
+    fields, state = read_legacy(path)
+    d_in, d_sae = state["W_enc"].shape
+    return SAEShape(fields.get("hook_point"), int(d_in), int(d_sae))

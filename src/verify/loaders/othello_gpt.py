@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from verify.loaders.common import CheckpointError, load_state_dict_checked, read_safetensors, read_torch
+from verify.loaders.common import CheckpointError, load_state_dict_checked, meta_model, read_safetensors, read_torch
 
 OTHELLO_GPT_CONFIG = {
     "n_layers": 8, "d_model": 512, "n_heads": 8, "d_head": 64, "d_mlp": 2048, "d_vocab": 61, "n_ctx": 59,
@@ -36,3 +36,8 @@ def load_othello_gpt(weights: Path, device: str, config: Path | None = None):
     model = HookedTransformer(HookedTransformerConfig(**cfg, device="cpu"))
     load_state_dict_checked(model, state, weights)
     return model.to(device).eval()
+
+
+def skeleton(files: dict[str, Path | None]):
+    """The fixed Othello-GPT architecture (a LayerNorm-folded copy has the same hook points)."""
+    return meta_model(OTHELLO_GPT_CONFIG)

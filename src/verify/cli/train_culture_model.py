@@ -1,6 +1,6 @@
 """Train the embedded puzzle GPT (`culture-tiny`) on generated puzzles of the eight world tasks.
 
-    python -m verify.train.culture_model --out fixtures/culture-tiny [--device auto] [--minutes 60] [--from-stage N]
+    verify train-culture-model --out fixtures/culture-tiny [--device auto] [--minutes 60] [--from-stage N]
 
 The grid is smaller than the real 10x10 (CONFIG["layout"]) to keep sequences short (149 tokens)
 for CPU training; README ("Embedded subjects") says what the shipped run reached. The loss is next-token cross-entropy on the cells of the two output-side
@@ -28,7 +28,7 @@ from verify.culture.data import TASKS
 from verify.culture.evaluate import teacher_forced_verdicts
 from verify.culture.layout import VOCAB_SIZE, PuzzleLayout
 from verify.culture.tasks import generate_task
-from verify.train.checkpoint import build_model, save_checkpoint, train_command, warmup_cosine
+from verify.cli.checkpoint import build_model, save_checkpoint, train_command, warmup_cosine
 
 LAYOUT = PuzzleLayout(6, 6, 4, True)
 CONFIG = {

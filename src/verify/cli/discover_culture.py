@@ -2,27 +2,26 @@
 on the *selection* split, against every task; report the table and the most selective
 (hook, task) pair.
 
-    python -m verify.train.discover_culture fixtures/subjects/culture-gpt-1.toml [--write]
+    verify discover-culture fixtures/subjects/culture-gpt-1.toml [--write]
 
 Selectivity = broken rate of the task - the highest broken rate of any other task. With --write the
-pair and thresholds (POLICY) replace the manifest's [claims.ablation_breaks_one_task] table; the
-claim then confirms on the confirmation split. Needs the subject's files (hub access or a cache).
+pair and thresholds (POLICY) replace the manifest's [claims.ablation_breaks_one_task] table (every
+other table is kept as written); the claim then confirms on the confirmation split. Needs the
+subject's files (hub access or a cache).
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
 from verify import stats
 from verify.culture.data import TASKS
-from verify.culture.evaluate import zero_ablation
-from verify.findings import CLAIM_SCHEMAS
-from verify.findings import culture as f
-from verify.manifest import load_manifest
-from verify.subjects import load_subject
+from verify.cli.manifest_tables import update_manifest
+from verify.culture import findings as f
+from verify.interventions import zero_ablation
+from verify.subjects import load_subject, read_manifest
 
 # min_broken: half the selection rate; max_broken_other: the highest other rate plus the larger of
 # other_slack and `standard_errors` standard errors of a rate difference between two splits
@@ -51,20 +50,17 @@ def most_selective(table: dict[str, dict[str, float]]) -> tuple[str, str, float,
     return best
 
 
-def claim_table(hook: str, task: str, rate: float, other: float, n: int) -> str:
-    """The [claims.ablation_breaks_one_task] TOML table for a pair discovered on n puzzles per task."""
+def claim_table(hook: str, task: str, rate: float, other: float, n: int) -> tuple[dict, str]:
+    """The [claims.ablation_breaks_one_task] values and comment for a pair discovered on n puzzles per task."""
     slack = max(POLICY["other_slack"], POLICY["standard_errors"] * stats.rate_difference_se(other, n))
-    return (f'[claims.ablation_breaks_one_task]\n# discover_culture on the selection split ({n} puzzles per task): {task} {rate:.3f}, '
-            f'highest other task {other:.3f}\nhook = "{hook}"\ntask = "{task}"\n'
-            f"min_broken = {rate * POLICY['min_broken_fraction_of_selection']:.4f}\n"
-            f"max_broken_other = {other + slack:.4f}\n")
+    values = {"hook": hook, "task": task, "min_broken": round(rate * POLICY["min_broken_fraction_of_selection"], 4),
+              "max_broken_other": round(other + slack, 4)}
+    return values, f"discover-culture on the selection split ({n} puzzles per task): {task} {rate:.3f}, highest other task {other:.3f}"
 
 
 def write_claim(manifest: Path, hook: str, task: str, rate: float, other: float, n: int) -> None:
-    table = claim_table(hook, task, rate, other, n)
-    text = manifest.read_text()
-    pattern = re.compile(r"^\[claims\.ablation_breaks_one_task\].*?(?=^\[|\Z)", re.M | re.S)
-    manifest.write_text(pattern.sub(table + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + table)
+    values, comment = claim_table(hook, task, rate, other, n)
+    update_manifest(manifest, {"claims.ablation_breaks_one_task": values}, comments={"claims.ablation_breaks_one_task": comment})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--write", action="store_true", help="write the most selective pair into the manifest")
     args = parser.parse_args(argv)
-    subject = load_subject(load_manifest(args.manifest, CLAIM_SCHEMAS), args.device)
+    subject = load_subject(read_manifest(args.manifest), args.device)
     hook, task, rate, other = most_selective(sweep(subject))
     print(f"most selective: zeroing {hook} breaks {rate:.3f} of {task}, at most {other:.3f} of any other task", file=sys.stderr)
     if args.write:

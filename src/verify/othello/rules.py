@@ -1,6 +1,6 @@
 """Othello: rules, encodings, a seeded synthetic-game generator and per-position labels.
 
-Conventions (those of Othello-GPT, see shared/docs/reference-checkpoints.md):
+Conventions (those of Othello-GPT and its published checkpoints):
 - squares 0..63, index = 8 * row + col, named A0..H7 (row letter, column digit);
 - board values +1 black, -1 white, 0 empty; black moves first;
 - tokens 1..60 are the 60 non-centre squares in row-major order, token 0 is pass/padding;
@@ -166,6 +166,10 @@ class Games:
 
     def __len__(self) -> int:
         return len(self.squares)
+
+    def take(self, index: slice) -> Games:
+        """The games at `index` (e.g. a half of a split)."""
+        return Games(self.squares[index], self.states[index], self.next_player[index], self.legal[index])
 
 
 def generate_games(n_games: int, seed: int, batch: int = 4096) -> Games:

@@ -1,33 +1,40 @@
 """Othello findings F3, F4, F5: parameters (a manifest's [claims.*] tables), measurements, checks.
 
-Definitions used (they fix the notebook's mistakes, see shared/docs/FINDINGS.md F3):
+Definitions used (they fix the original notebook's mistakes, see docs/findings.md):
 - "square is empty" means board state == 0 after the current move (not `state < 0`);
 - the feature's *activation* (not its being off) is correlated with emptiness, within move number:
   both are centred on their mean at each of the 59 positions before pooling, so a direction that
   only tracks how far the game has gone (squares fill up over time) scores about 0;
 - squares are named A0..H7 from the 0..63 index.
 Every statistic is computed on the confirmation split; features and neurons are chosen on the
-selection split (by verify.train.discover_othello), so nothing is selected on the games it is
+selection split (by verify.cli.discover_othello), so nothing is selected on the games it is
 confirmed on.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import torch
 
-from verify import othello, stats
-from verify.activations import hook_activations, random_like, sae_feature_acts
+from verify import stats
+from verify.activations import hook_activations, sae_feature_acts
+from verify.interventions import random_like
+from verify.othello import rules as othello
+from verify.othello.data import input_tokens, positions, split
+from verify.params import FeatureOf, Hook, SAEName, UnitOf
+from verify.registry import Claim, DataSource, register_claim, register_source
 from verify.verdicts import Check, Note, point
 
+register_source(DataSource("othello-synthetic", "othello"))
 
 
 @dataclass(frozen=True)
 class FeatureTracksEmptySquare:
-    sae: str
-    feature: int
+    sae: SAEName
+    feature: Annotated[int, FeatureOf("sae")]
     square: str  # A0..H7
     min_correlation: float
     max_correlation: float = 1.0
@@ -41,10 +48,10 @@ class FeatureTracksEmptySquare:
 
 @dataclass(frozen=True)
 class NeuronFiresOnOneMove:
-    neuron: int
+    neuron: Annotated[int, UnitOf("hook")]
     move: str  # A0..H7
     min_precision: float
-    hook: str = "blocks.0.mlp.hook_post"
+    hook: Hook = "blocks.0.mlp.hook_post"
     min_recall: float = 0.0
     min_fires: int = 20  # fewer firings than this make the precision meaningless
 
@@ -56,22 +63,6 @@ class NeuronFiresOnOneMove:
 class LegalMoveRate:
     min_rate: float
     max_rate: float = 1.0
-
-
-def split(subject, which: str) -> othello.Games:
-    """The subject's selection or confirmation games, generated once from the manifest's seeds."""
-    data = subject.manifest.data
-    seed = {"selection": data.selection_seed, "confirmation": data.confirmation_seed}[which]
-    return subject.cached(("othello", which), lambda: othello.generate_games(data.size, seed))
-
-
-def input_tokens(subject, games: othello.Games) -> torch.Tensor:
-    return torch.from_numpy(games.tokens[:, : othello.MODEL_INPUT_LENGTH]).to(subject.device)
-
-
-def positions(games: othello.Games, array: np.ndarray) -> np.ndarray:
-    """Labels aligned with the 59 model positions: position t is the board after move t."""
-    return array[:, : othello.MODEL_INPUT_LENGTH]
 
 
 # --- F3 -------------------------------------------------------------------------------------------
@@ -88,10 +79,9 @@ class FeatureEmptiness:
 
 
 def split_activations(subject, which: str, hook: str) -> torch.Tensor:
-    """Hook activations on a split, computed once per model (keyed by the model object, so a
-    subject copied with other weights does not reuse them)."""
+    """Hook activations on a split, computed once per subject (a copy with other weights has its own)."""
     games = split(subject, which)
-    return subject.cached(("acts", which, hook, id(subject.model)),
+    return subject.cached(("acts", which, hook),
                           lambda: hook_activations(subject.model, input_tokens(subject, games), hook))
 
 
@@ -112,8 +102,6 @@ def measure_feature_emptiness(subject, p: FeatureTracksEmptySquare) -> FeatureEm
     square = othello.parse_square(p.square)
     sae = subject.saes[p.sae]
     hook = subject.manifest.saes[p.sae].hook
-    if not 0 <= p.feature < sae.cfg.d_sae:
-        raise ValueError(f"feature {p.feature} is outside the SAE's {sae.cfg.d_sae} features")
     games = split(subject, "confirmation")
     empty = positions(games, games.states[..., square] == othello.EMPTY)
     resid = split_activations(subject, "confirmation", hook)
@@ -167,9 +155,7 @@ def measure_neuron_move(subject, p: NeuronFiresOnOneMove) -> NeuronMove:
     token = othello.square_to_token(othello.parse_square(p.move))
     games = split(subject, "confirmation")
     tokens = input_tokens(subject, games)
-    acts = hook_activations(subject.model, tokens, p.hook)
-    if not 0 <= p.neuron < acts.shape[-1]:
-        raise ValueError(f"neuron {p.neuron} is outside the {acts.shape[-1]} neurons of {p.hook}")
+    acts = split_activations(subject, "confirmation", p.hook)
     fires = (acts[..., p.neuron] > 0).cpu().numpy()
     is_move = (tokens == token).cpu().numpy()
     hits = (fires & is_move).sum(1)
@@ -211,3 +197,11 @@ def measure_legal_move_rate(subject, p: LegalMoveRate | None = None, batch_size:
 def judge_legal_move_rate(rate: stats.Estimate, p: LegalMoveRate) -> list:
     return [Check("top-1 prediction is a legal move", rate, p.min_rate, p.max_rate)]
 
+
+register_claim(Claim("legal_move_rate", "othello", LegalMoveRate, measure_legal_move_rate, judge_legal_move_rate, version=1,
+                     summary="F5: the top-1 prediction is a legal move"))
+register_claim(Claim("feature_tracks_empty_square", "othello", FeatureTracksEmptySquare, measure_feature_emptiness,
+                     judge_feature_emptiness, version=1,
+                     summary="F3: an SAE feature's activation tracks 'square is empty', within move number"))
+register_claim(Claim("neuron_fires_on_one_move", "othello", NeuronFiresOnOneMove, measure_neuron_move, judge_neuron_move, version=1,
+                     summary="F4: when the neuron fires, the current move is one square"))

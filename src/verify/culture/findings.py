@@ -14,13 +14,34 @@ import numpy as np
 import torch
 
 from verify import stats
-from verify.activations import shuffled_decoder
 from verify.culture import data as culture_data
-from verify.culture.evaluate import sae_splice, teacher_forced_verdicts, zero_ablation
+from verify.culture.evaluate import teacher_forced_verdicts
 from verify.culture.layout import PuzzleLayout
+from verify.interventions import sae_splice, shuffled_decoder, zero_ablation
+from verify.params import Hook, SAEName
+from verify.registry import Claim, DataSource, register_claim, register_source
 from verify.verdicts import Check, Note
 
 SHUFFLE_SEED = 0  # seeds the decoder permutation of the splice claim's baseline
+
+
+@dataclass(frozen=True)
+class PuzzleGrid:
+    """The culture sources' own [data] keys: the puzzle grid (the real checkpoints use 10 x 10)."""
+
+    grid_height: int = 10
+    grid_width: int = 10
+
+    def __post_init__(self) -> None:
+        PuzzleLayout(self.grid_height, self.grid_width)  # refuses sizes no layout has
+
+
+def open_manifest_dataset(manifest):
+    return culture_data.open_dataset(manifest.data.path, manifest.dir)
+
+
+register_source(DataSource("culture-synthetic", "culture", options=PuzzleGrid))
+register_source(DataSource("culture-dataset", "culture", options=PuzzleGrid, open=open_manifest_dataset, needs_path=True))
 
 
 @dataclass(frozen=True)
@@ -43,7 +64,7 @@ class SolvedRate:
 
 @dataclass(frozen=True)
 class AblationBreaksOneTask:
-    hook: str
+    hook: Hook
     task: str
     min_broken: float  # a: task's broken fraction must reach this
     max_broken_other: float  # b: every other task's broken fraction must stay below this
@@ -54,7 +75,7 @@ class AblationBreaksOneTask:
 
 @dataclass(frozen=True)
 class SAESpliceRestores:
-    sae: str
+    sae: SAEName
     task: str  # whose ablation-broken puzzles are restored (the ablation hook is the SAE's hook)
     min_restored: float  # c
     max_clean_change: float  # d: |solved rate with splice - clean solved rate| per task
@@ -64,8 +85,8 @@ class SAESpliceRestores:
 
 
 def layout(subject) -> PuzzleLayout:
-    d = subject.manifest.data
-    return PuzzleLayout(d.grid_height, d.grid_width, 4, True)
+    grid = subject.manifest.data.options
+    return PuzzleLayout(grid.grid_height, grid.grid_width, 4, True)
 
 
 def puzzles(subject, task: str, which: str = "confirmation") -> torch.Tensor:
@@ -77,19 +98,18 @@ def puzzles(subject, task: str, which: str = "confirmation") -> torch.Tensor:
         if d.source == "culture-synthetic":
             from verify.culture.tasks import generate_task
 
-            seed = {"selection": d.selection_seed, "confirmation": d.confirmation_seed}[which]
-            return generate_task(task, d.size, seed, layout(subject))
-        dataset = subject.cached("dataset", lambda: culture_data.open_dataset(d.path, subject.manifest.dir))
+            return generate_task(task, d.size, d.seed(which), layout(subject))
+        dataset = subject.data("opened", lambda: open_manifest_dataset(subject.manifest))
         start = {"selection": 0, "confirmation": d.size}[which]
         return culture_data.task_rows(dataset, task, start, start + d.size)
 
-    return subject.cached(("culture", task, which), make)
+    return subject.data(("puzzles", task, which), make)
 
 
 def verdicts(subject, task: str, hooks=(), which: str = "confirmation") -> np.ndarray:
-    """(N,) bool solved flags; the clean ones are computed once per model, task and split."""
+    """(N,) bool solved flags; the clean ones are computed once per subject, task and split."""
     run = lambda: teacher_forced_verdicts(subject.model, puzzles(subject, task, which), layout(subject), hooks).cpu().numpy()  # noqa: E731
-    return run() if hooks else subject.cached(("clean verdicts", task, which, id(subject.model)), run)
+    return run() if hooks else subject.cached(("clean verdicts", task, which), run)
 
 
 def rate(flags: np.ndarray) -> stats.Estimate:
@@ -164,3 +184,11 @@ def judge_splice(m: Splice, p: SAESpliceRestores) -> list:
               Note(f"baseline: restored by the {p.sae} splice with its decoder rows shuffled", m.baseline_restored)]
     checks += [Check(f"splice - clean solved rate: {task}", est, -p.max_clean_change, p.max_clean_change) for task, est in m.clean_change.items()]
     return checks
+
+
+register_claim(Claim("solved_rate", "culture", SolvedRate, measure_solved_rate, judge_solved_rate, version=1,
+                     summary="F5: the model solves each task's puzzles (whole answer grid right)"))
+register_claim(Claim("ablation_breaks_one_task", "culture", AblationBreaksOneTask, measure_ablation, judge_ablation, version=1,
+                     summary="F1: zeroing one hook breaks one task's puzzles and (almost) no other task's"))
+register_claim(Claim("sae_splice_restores", "culture", SAESpliceRestores, measure_splice, judge_splice, version=1,
+                     summary="F2: splicing in the SAE's reconstruction restores the puzzles the ablation broke"))

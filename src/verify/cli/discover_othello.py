@@ -1,8 +1,9 @@
-"""Discovery for an Othello subject: choose the F3 feature/square and the F4 neuron/move on the
-*selection* split and write them, with thresholds, into the subject's manifest.
+"""Discovery for an Othello subject: choose the F3 feature/square, the F4 neuron/move and the F6
+probe hook on the *selection* split and write them, with thresholds, into the subject's manifest.
 
-    python -m verify.train.discover_othello fixtures/subjects/othello-tiny.toml
+    verify discover-othello fixtures/subjects/othello-tiny.toml
 
+Only the claim tables this tool owns are rewritten; every other table is kept as written.
 The claims then confirm on the confirmation split. Thresholds follow one written policy (POLICY):
 a two-sided band around the selection value where drift either way matters, and fixed floors
 where the finding itself fixes them. Nothing is hand-picked.
@@ -11,19 +12,19 @@ where the finding itself fixes them. Nothing is hand-picked.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from verify import othello, stats
+from verify import stats
+from verify.othello import rules as othello
 from verify.activations import hook_activations, sae_feature_acts
-from verify.findings import CLAIM_SCHEMAS
-from verify.findings import othello as f
-from verify.manifest import load_manifest
-from verify.subjects import load_subject
+from verify.cli.manifest_tables import update_manifest
+from verify.othello import findings as f
+from verify.othello import probe
+from verify.subjects import load_subject, read_manifest
 
 POLICY = {
     "correlation_band": 0.1,  # confirmation r must lie within +-0.1 of the selection r
@@ -34,6 +35,11 @@ POLICY = {
     "precision_slack": 0.05,
     "notebook_precision": 0.9,  # F4 as the notebook saw it; reported, not imposed
     "min_legal_rate": 0.95,
+    # F6: the probe's hook is the resid_post of the layer whose probe, fitted on the first half of the
+    # selection split, scores best on its second half; the confirmation accuracy must lie within
+    # +-probe_band of that; each margin must reach half the margin seen on the selection split
+    "probe_band": 0.03,
+    "probe_margin_fraction": 0.5,
 }
 
 
@@ -65,7 +71,7 @@ def best_neuron_move(acts: torch.Tensor, tokens: torch.Tensor, min_fires: int) -
 
 
 def discover(manifest_path: Path, device: str = "cpu") -> dict:
-    m = load_manifest(manifest_path, CLAIM_SCHEMAS)
+    m = read_manifest(manifest_path)
     subject = load_subject(m, device)
     sae_name = next(iter(m.saes))
     sae, hook = subject.saes[sae_name], m.saes[sae_name].hook
@@ -89,6 +95,8 @@ def discover(manifest_path: Path, device: str = "cpu") -> dict:
         print(f"F4: no neuron of {POLICY['neuron_hook']} fires only on one move here (the notebook's N774 had precision ~1); "
               "the claim records the most selective neuron found", file=sys.stderr)
 
+    hook, found = discover_probe_hook(subject)
+
     band, p = POLICY["correlation_band"], POLICY
     return {
         "feature": feature, "square": othello.square_label(square), "selection_r": round(r, 4),
@@ -98,43 +106,51 @@ def discover(manifest_path: Path, device: str = "cpu") -> dict:
         "neuron": neuron, "move": move, "hook": p["neuron_hook"], "selection_precision": round(precision, 4),
         "selection_recall": round(recall, 4), "chance": round(chance, 4), "min_precision": round(max(0.0, precision - p["precision_slack"]), 4),
         "min_recall": round(recall / 2, 4), "min_legal_rate": p["min_legal_rate"],
+        "probe_hook": hook, "probe": found,
     }
 
 
-CLAIMS_TEMPLATE = """\
-# --- written by `python -m verify.train.discover_othello` on the selection split ------------------
-# Thresholds follow verify.train.discover_othello.POLICY; the claims confirm on the confirmation split.
-
-[claims.feature_tracks_empty_square]
-# selection split: r | move number = {selection_r}, AUROC = {selection_auroc}
-sae = "{sae}"
-feature = {feature}
-square = "{square}"
-min_correlation = {min_correlation}
-max_correlation = {max_correlation}
-min_auroc = {min_auroc}
-min_margin_over_random = {min_margin_over_random}
-
-[claims.neuron_fires_on_one_move]
-# selection split: precision = {selection_precision} (chance: {chance}), recall = {selection_recall}
-hook = "{hook}"
-neuron = {neuron}
-move = "{move}"
-min_precision = {min_precision}
-min_recall = {min_recall}
-
-[claims.legal_move_rate]
-min_rate = {min_legal_rate}
-max_rate = 1.0
-"""
+def discover_probe_hook(subject) -> tuple[str, probe.BoardProbeResult]:
+    """The resid_post hook whose mine/theirs probe reads the board best within the selection split."""
+    games = f.split(subject, "selection")
+    half = len(games) // 2
+    train, test = games.take(slice(0, half)), games.take(slice(half, None))
+    results = {}
+    for layer in range(subject.model.cfg.n_layers):
+        hook = f"blocks.{layer}.hook_resid_post"
+        results[hook] = probe.compare_probes(subject, hook, train, test, ("selection first half", "selection second half"), 0)
+        r = results[hook]
+        print(f"F6: {hook}: probe accuracy {r.accuracy.value:.4f} (random model {r.random_accuracy.value:.4f}, "
+              f"black/white {r.colour_accuracy.value:.4f})", file=sys.stderr)
+    hook = max(results, key=lambda h: results[h].accuracy.value)
+    return hook, results[hook]
 
 
 def write_claims(manifest_path: Path, found: dict) -> None:
-    """Replace everything from the first [claims.*] table (or the marker comment) with new claims."""
-    text = manifest_path.read_text()
-    cut = re.search(r"^# --- written by `python -m verify.train.discover_othello`|^\[claims\.", text, re.M)
-    head = text[: cut.start()] if cut else text.rstrip() + "\n\n"
-    manifest_path.write_text(head + CLAIMS_TEMPLATE.format(**found))
+    """Rewrite the claim tables discovery owns; the rest of the manifest is kept as written."""
+    p, r = POLICY, found["probe"]
+    margin = lambda e: round(max(0.0, e.value * p["probe_margin_fraction"]), 4)  # noqa: E731
+    update_manifest(manifest_path, {
+        "claims.feature_tracks_empty_square": {
+            "sae": found["sae"], "feature": found["feature"], "square": found["square"],
+            "min_correlation": found["min_correlation"], "max_correlation": found["max_correlation"],
+            "min_auroc": found["min_auroc"], "min_margin_over_random": found["min_margin_over_random"]},
+        "claims.neuron_fires_on_one_move": {
+            "hook": found["hook"], "neuron": found["neuron"], "move": found["move"],
+            "min_precision": found["min_precision"], "min_recall": found["min_recall"]},
+        "claims.legal_move_rate": {"min_rate": found["min_legal_rate"], "max_rate": 1.0},
+        "claims.board_probe": {
+            "hook": found["probe_hook"], "min_accuracy": round(r.accuracy.value - p["probe_band"], 4),
+            "max_accuracy": round(min(1.0, r.accuracy.value + p["probe_band"]), 4),
+            "min_margin_over_random": margin(r.margin_over_random), "min_margin_over_colour": margin(r.margin_over_colour)},
+    }, comments={
+        "claims.feature_tracks_empty_square": "written by `verify discover-othello` on the selection split; thresholds follow its POLICY\n"
+                                              f"selection split: r | move number = {found['selection_r']}, AUROC = {found['selection_auroc']}",
+        "claims.neuron_fires_on_one_move": f"selection split: precision = {found['selection_precision']} (chance: {found['chance']}), "
+                                           f"recall = {found['selection_recall']}",
+        "claims.board_probe": f"selection split (probe fitted on its first half, scored on its second): accuracy {r.accuracy.value:.4f}, "
+                              f"random model {r.random_accuracy.value:.4f}, black/white labels {r.colour_accuracy.value:.4f}",
+    })
 
 
 def main(argv: list[str] | None = None) -> None:

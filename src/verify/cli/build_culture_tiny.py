@@ -1,11 +1,11 @@
 """Build the embedded subject `culture-tiny` from nothing: model, discovery, SAE, manifest.
 
-    python -m verify.train.culture_tiny [--device auto] [--minutes 60] [--skip-model]
+    verify build-culture-tiny [--device auto] [--minutes 60] [--skip-model]
 
-1. trains the model (verify.train.culture_model, every stage of its CONFIG) into fixtures/culture-tiny/;
+1. trains the model (verify.cli.train_culture_model, every stage of its CONFIG) into fixtures/culture-tiny/;
 2. writes fixtures/subjects/culture-tiny.toml with the model's files, hashes and training record;
 3. sweeps every layer's attention and MLP output against every task on the *selection* split
-   (verify.train.discover_culture) and keeps the most selective (hook, task) pair;
+   (verify.cli.discover_culture) and keeps the most selective (hook, task) pair;
 4. trains an sae_lens SAE on that hook from activations on freshly generated puzzles;
 5. measures solved rates and the splice on the selection split and writes the three claims with
    thresholds from POLICY. The claims then confirm on the confirmation split.
@@ -23,11 +23,13 @@ import torch
 from verify import sources, stats
 from verify.culture.data import TASKS
 from verify.culture.tasks import generate_task
-from verify.findings import culture as f
+from verify.culture import findings as f
 from verify.subjects import load_subject, read_manifest
-from verify.train import culture_model, discover_culture
-from verify.train.checkpoint import build_command
-from verify.train.sae import train_sae
+from verify.cli import discover_culture
+from verify.cli import train_culture_model as culture_model
+from verify.cli.checkpoint import build_command
+from verify.cli.manifest_tables import update_manifest
+from verify.cli.sae import train_sae
 
 ROOT = Path(__file__).resolve().parents[3]
 OUT = ROOT / "fixtures" / "culture-tiny"
@@ -42,61 +44,10 @@ POLICY = {"solved_rate_slack": 0.05, "standard_errors": 3, "min_claimed_rate": 0
           "min_restored_fraction_of_selection": 0.5}
 
 HEADER = """\
-# culture-tiny: a puzzle GPT and SAE trained by this repository (README: "Embedded subjects").
-# Rebuilt by `python -m verify.train.culture_tiny`, which rewrites this file.
-name = "culture-tiny"
-domain = "culture"
-description = "4-layer, 128-wide puzzle GPT on generated 6x6 puzzles of the eight world tasks"
-
-[model]
-loader = "hooked_transformer"
-weights = "../culture-tiny/model.safetensors"
-config = "../culture-tiny/model_config.json"
-sha256 = {{ weights = "{w_hash}", config = "{c_hash}" }}
-
-[data]
-source = "culture-synthetic"
-grid_height = {height}
-grid_width = {width}
-selection_seed = {selection_seed}
-confirmation_seed = {confirmation_seed}
-size = {size}
-
-[training]
-model_record = "../culture-tiny/training.json"
-model_solved_heldout = '{solved}'
-"""
-
-SAE_TABLE = """
-[saes.{name}]
-loader = "sae_lens"
-hook = "{hook}"
-path = "../culture-tiny/sae-{name}"
-sha256 = {{ "cfg.json" = "{cfg_hash}", "sae_weights.safetensors" = "{sae_hash}" }}
-"""
-
-CLAIMS = """
-# --- written by `python -m verify.train.culture_tiny` from the selection split -------------------
-# Thresholds follow verify.train.culture_tiny.POLICY and discover_culture.POLICY; the claims confirm
-# on the confirmation split.
-
-[claims.solved_rate]
-# selection split ({n} puzzles per task): {solved}
-# not learned (left out): {not_learned}
-tasks = [{tasks}]
-min_rate = {min_rate:.4f}
-min_rate_by_task = {{ {by_task} }}
-max_rate = 1.0
-
-{ablation}
-[claims.sae_splice_restores]
-# selection split: {restored} of {n_broken} ablation-broken {task} puzzles restored; largest |splice - clean| = {change:.4f},
-# largest 95% interval width of a task's change = {width:.4f}; max_clean_change is their sum
-sae = "{sae}"
-task = "{task}"
-min_restored = {min_restored:.4f}
-max_clean_change = {max_change:.4f}
-"""
+culture-tiny: a puzzle GPT and SAE trained by this repository (README: "Embedded subjects").
+Rebuilt by `verify build-culture-tiny`, which rewrites the tables it owns and keeps any other."""
+TOP = {"name": "culture-tiny", "domain": "culture",
+       "description": "4-layer, 128-wide puzzle GPT on generated 6x6 puzzles of the eight world tasks"}
 
 
 def solved_bounds(solved: dict, n: int) -> dict[str, float]:
@@ -118,10 +69,18 @@ def sae_name(hook: str) -> str:
 
 def write_header() -> None:
     record = json.loads((OUT / "training.json").read_text())
-    MANIFEST.write_text(HEADER.format(
-        w_hash=sources.sha256_of(OUT / "model.safetensors"), c_hash=sources.sha256_of(OUT / "model_config.json"),
-        height=culture_model.LAYOUT.height, width=culture_model.LAYOUT.width,
-        solved=json.dumps(record["stages"][-1]["history"][-1]["solved"]), **DATA))
+    update_manifest(MANIFEST, top=TOP, header=HEADER, tables={
+        "model": {"loader": "hooked_transformer", "weights": "../culture-tiny/model.safetensors",
+                  "config": "../culture-tiny/model_config.json",
+                  "sha256": {"weights": sources.sha256_of(OUT / "model.safetensors"), "config": sources.sha256_of(OUT / "model_config.json")}},
+        "data": {"source": "culture-synthetic", "grid_height": culture_model.LAYOUT.height, "grid_width": culture_model.LAYOUT.width,
+                 **DATA},
+        "training": training_table(record)})
+
+
+def training_table(record: dict, **more: str) -> dict:
+    return {"model_record": "../culture-tiny/training.json",
+            "model_solved_heldout": json.dumps(record["stages"][-1]["history"][-1]["solved"]), **more}
 
 
 def train_splice_sae(subject, hook: str, device: str) -> dict:
@@ -143,10 +102,12 @@ def build(device: str, minutes: float, skip_model: bool) -> None:
     summary = train_splice_sae(subject, hook, device)
     log(f"SAE on {hook}: {summary}")
     folder = OUT / f"sae-{name}"
-    with MANIFEST.open("a") as fh:
-        fh.write(f"sae_config = '{json.dumps(SAE)}'\nsae_summary = '{json.dumps(summary)}'\n")
-        fh.write(SAE_TABLE.format(name=name, hook=hook, cfg_hash=sources.sha256_of(folder / "cfg.json"),
-                                  sae_hash=sources.sha256_of(folder / "sae_weights.safetensors")))
+    record = json.loads((OUT / "training.json").read_text())
+    update_manifest(MANIFEST, {
+        "training": training_table(record, sae_config=json.dumps(SAE), sae_summary=json.dumps(summary)),
+        f"saes.{name}": {"loader": "sae_lens", "hook": hook, "path": f"../culture-tiny/sae-{name}",
+                         "sha256": {"cfg.json": sources.sha256_of(folder / "cfg.json"),
+                                    "sae_weights.safetensors": sources.sha256_of(folder / "sae_weights.safetensors")}}})
 
     subject = load_subject(read_manifest(MANIFEST), device)
     n = DATA["size"]
@@ -157,16 +118,24 @@ def build(device: str, minutes: float, skip_model: bool) -> None:
         raise SystemExit(f"zeroing {hook} breaks no {task} puzzle on the selection split: no splice claim can be made")
     change = max(abs(e.value) for e in splice.clean_change.values())
     width = max(e.hi - e.lo for e in splice.clean_change.values())
-    with MANIFEST.open("a") as fh:
-        fh.write(CLAIMS.format(
-            n=n, solved=" ".join(f"{t}={e.value:.3f}" for t, e in solved.items()),
-            not_learned=", ".join(t for t in TASKS if t not in bounds) or "none",
-            tasks=", ".join(f'"{t}"' for t in bounds), min_rate=min(bounds.values()),
-            by_task=", ".join(f"{t} = {b}" for t, b in bounds.items()),
-            ablation=discover_culture.claim_table(hook, task, rate, other, n),
-            restored=round(splice.restored.value * splice.n_broken), n_broken=splice.n_broken, task=task,
-            change=change, width=width, sae=name,
-            min_restored=splice.restored.value * POLICY["min_restored_fraction_of_selection"], max_change=change + width))
+    ablation, ablation_comment = discover_culture.claim_table(hook, task, rate, other, n)
+    not_learned = ", ".join(t for t in TASKS if t not in bounds) or "none"
+    update_manifest(MANIFEST, {
+        "claims.solved_rate": {"tasks": list(bounds), "min_rate": round(min(bounds.values()), 4), "min_rate_by_task": bounds,
+                               "max_rate": 1.0},
+        "claims.ablation_breaks_one_task": ablation,
+        "claims.sae_splice_restores": {"sae": name, "task": task,
+                                       "min_restored": round(splice.restored.value * POLICY["min_restored_fraction_of_selection"], 4),
+                                       "max_clean_change": round(change + width, 4)},
+    }, comments={
+        "claims.solved_rate": "written by `verify build-culture-tiny` from the selection split; thresholds follow its POLICY\n"
+                              f"selection split ({n} puzzles per task): " + " ".join(f"{t}={e.value:.3f}" for t, e in solved.items())
+                              + f"\nnot learned (left out): {not_learned}",
+        "claims.ablation_breaks_one_task": ablation_comment,
+        "claims.sae_splice_restores": f"selection split: {round(splice.restored.value * splice.n_broken)} of {splice.n_broken} "
+                                      f"ablation-broken {task} puzzles restored; largest |splice - clean| = {change:.4f},\n"
+                                      f"largest 95% interval width of a task's change = {width:.4f}; max_clean_change is their sum",
+    })
     log(f"wrote {MANIFEST}")
 
 

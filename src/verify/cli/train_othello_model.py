@@ -1,6 +1,6 @@
 """Train the embedded Othello-GPT (`othello-tiny`) on synthetic games.
 
-    python -m verify.train.othello_model --out fixtures/othello-tiny [--device auto] [--minutes 60]
+    verify train-othello-model --out fixtures/othello-tiny [--device auto] [--minutes 60]
 
 Reproducible from the seeds in CONFIG (on one device type; GPU kernels differ in the last bits).
 The target at each position is the uniform distribution over the legal next moves: under uniformly
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from verify import othello
-from verify.train.checkpoint import build_model, save_checkpoint, train_command, warmup_cosine
+from verify.othello import rules as othello
+from verify.cli.checkpoint import build_model, save_checkpoint, train_command, warmup_cosine
 
 CONFIG = {
     "model": {

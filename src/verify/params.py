@@ -1,0 +1,108 @@
+"""Kinds of claim parameters that can be checked against a subject before any weights are loaded.
+
+A claim's parameter dataclass annotates its fields with these, e.g.
+
+    @dataclass(frozen=True)
+    class FeatureClaim:
+        sae: SAEName
+        feature: Annotated[int, FeatureOf("sae")]   # < d_sae of the SAE named by field `sae`
+        hook: VectorHook = "blocks.0.hook_resid_post"
+        neuron: Annotated[int, UnitOf("hook")] = 0  # < last-axis width of that hook
+
+and `check_params` refuses, naming the manifest and field, a hook the model does not have, an SAE
+the manifest does not declare, an index outside the width it indexes. Hook points and widths come
+from the subject's `Shape`, which the loaders derive from the model's config alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass
+from typing import Annotated
+
+
+@dataclass(frozen=True)
+class HookPoint:
+    """A hook point name of the model; `vector`: one activation vector per position (batch, pos, width)."""
+
+    vector: bool = False
+
+
+@dataclass(frozen=True)
+class SAERef:
+    """The name of an SAE declared in the manifest's [saes] tables."""
+
+
+@dataclass(frozen=True)
+class FeatureOf:
+    """An index into the features of the SAE named by another field."""
+
+    sae_field: str
+
+
+@dataclass(frozen=True)
+class UnitOf:
+    """An index into the last axis (neurons, dimensions) of the hook named by another field."""
+
+    hook_field: str
+
+
+Hook = Annotated[str, HookPoint()]
+VectorHook = Annotated[str, HookPoint(vector=True)]
+SAEName = Annotated[str, SAERef()]
+
+
+@dataclass(frozen=True)
+class SAEShape:
+    hook: str
+    d_in: int | None
+    d_sae: int | None
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What is known about a subject without its weights. `hooks`: hook name -> activation shape for
+    a (1 game, 2 positions) input, batch axis dropped; None when the architecture is not known yet
+    (a config on the hub); each SAE's widths likewise (None: unknown until downloaded)."""
+
+    hooks: dict[str, tuple[int, ...]] | None
+    saes: dict[str, SAEShape]
+
+
+def _kinds(cls) -> dict[str, object]:
+    hints = typing.get_type_hints(cls, include_extras=True)
+    kinds = {}
+    for f in dataclasses.fields(cls):
+        for meta in getattr(hints[f.name], "__metadata__", ()):
+            kinds[f.name] = meta
+    return kinds
+
+
+def check_params(params, shape: Shape, where: str) -> list[str]:
+    """Problems with `params` for a subject of this shape, each as '<where> <field>: <what>'."""
+    problems = []
+    kinds = _kinds(type(params))
+    for name, kind in kinds.items():
+        value = getattr(params, name)
+        at = f"{where} {name}"
+        if isinstance(kind, SAERef) and value not in shape.saes:
+            problems.append(f"{at}: {value!r} is not declared under [saes] (declared: {', '.join(shape.saes) or 'none'})")
+        elif isinstance(kind, HookPoint) and shape.hooks is not None:
+            if value not in shape.hooks:
+                near = difflib.get_close_matches(value, list(shape.hooks), n=3)
+                problems.append(f"{at}: the model has no hook point {value!r}" + (f" (did you mean {', '.join(near)}?)" if near else ""))
+            elif kind.vector and len(shape.hooks[value]) != 2:
+                problems.append(f"{at}: {value!r} has shape {('pos',) + shape.hooks[value][1:]} per input, "
+                                "not one vector per position")
+        elif isinstance(kind, FeatureOf):
+            sae = shape.saes.get(getattr(params, kind.sae_field))
+            if sae is not None and sae.d_sae is not None and not 0 <= value < sae.d_sae:
+                problems.append(f"{at}: feature {value} is outside the SAE's {sae.d_sae} features (0..{sae.d_sae - 1})")
+        elif isinstance(kind, UnitOf) and shape.hooks is not None:
+            hook = getattr(params, kind.hook_field)
+            width = shape.hooks.get(hook, (None,))[-1]
+            if width is not None and not 0 <= value < width:
+                problems.append(f"{at}: index {value} is outside the {width} units of {hook} (0..{width - 1})")
+    return problems

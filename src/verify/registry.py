@@ -1,0 +1,108 @@
+"""The one registry of claims, domains and data sources.
+
+A claim is declared once, as data: its name, the domain whose subjects it applies to, the dataclass
+of its manifest parameters, the function that measures it on a subject, the function that judges
+the measurement against the parameters' bounds, and the version of its metric definition (bumped
+whenever the definition changes, so numbers from different definitions are never compared).
+
+Everything else reads this registry: the pytest plugin (the `claim` marker, manifest checks), the
+negative-control tests, the discovery and rebuild tools. The built-in domains register themselves
+when their module is imported; this module finds them, and any other package's, through the
+`verify.claims` entry-point group, so it imports no domain itself. A claim can also be registered
+from a conftest.py or a test module (`verify.register_claim`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, Callable
+
+ENTRY_POINT_GROUP = "verify.claims"
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """A `[data] source` value: which domain it serves and what else it reads."""
+
+    name: str
+    domain: str
+    options: type | None = None  # dataclass of the source's own [data] keys (e.g. a puzzle grid size)
+    open: Callable[[Any], Any] | None = None  # manifest -> opened data, at subject load (may raise SourceUnavailable)
+    needs_path: bool = False  # the [data] path key names the data
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A finding, declared once. `measure(subject, params)` returns numbers with intervals (no
+    asserts); `judge(measurement, params)` returns the checks (verify.verdicts) they must pass."""
+
+    name: str
+    domain: str
+    params: type
+    measure: Callable[[Any, Any], Any]
+    judge: Callable[[Any, Any], list]
+    version: int
+    summary: str = ""
+
+    def check(self, subject, params) -> list:
+        """Measure on `subject` and judge against `params`: the list of checks and notes."""
+        return self.judge(self.measure(subject, params), params)
+
+
+_CLAIMS: dict[str, Claim] = {}
+_SOURCES: dict[str, DataSource] = {}
+_loaded_entry_points = False
+
+
+def _same_definition(a, b) -> bool:
+    """Re-importing a module (e.g. a conftest seen twice) registers an equal definition again."""
+    key = lambda x: (type(x).__name__, getattr(x, "__module__", None), getattr(x, "__qualname__", x))  # noqa: E731
+    return all(key(getattr(a, f)) == key(getattr(b, f)) for f in a.__dataclass_fields__)
+
+
+def register_claim(claim: Claim) -> Claim:
+    if not isinstance(claim.version, int) or claim.version < 1:
+        raise ValueError(f"claim {claim.name!r}: version must be an int >= 1, got {claim.version!r}")
+    old = _CLAIMS.get(claim.name)
+    if old is not None and not _same_definition(old, claim):
+        raise ValueError(f"claim {claim.name!r} is already registered by {old.measure.__module__}")
+    _CLAIMS[claim.name] = claim
+    return claim
+
+
+def register_source(source: DataSource) -> DataSource:
+    old = _SOURCES.get(source.name)
+    if old is not None and not _same_definition(old, source):
+        raise ValueError(f"data source {source.name!r} is already registered for domain {old.domain!r}")
+    _SOURCES[source.name] = source
+    return source
+
+
+def load_entry_points() -> None:
+    """Import every module registered under the `verify.claims` entry-point group (once)."""
+    global _loaded_entry_points
+    if _loaded_entry_points:
+        return
+    _loaded_entry_points = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        ep.load()
+
+
+def claims() -> dict[str, Claim]:
+    load_entry_points()
+    return dict(_CLAIMS)
+
+
+def get_claim(name: str) -> Claim | None:
+    load_entry_points()
+    return _CLAIMS.get(name)
+
+
+def sources() -> dict[str, DataSource]:
+    load_entry_points()
+    return dict(_SOURCES)
+
+
+def domains() -> list[str]:
+    return sorted({s.domain for s in sources().values()})
