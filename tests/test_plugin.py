@@ -31,7 +31,7 @@ def run(pytester: pytest.Pytester, *args: str, env: dict | None = None) -> pytes
     old = {k: os.environ.get(k) for k in (env or {})}
     os.environ.update(env or {})
     try:
-        return pytester.runpytest_subprocess("-p", "verify.plugin", "-p", "no:cacheprovider", "--rootdir", str(pytester.path), *args)
+        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--rootdir", str(pytester.path), *args)
     finally:
         for k, v in old.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
@@ -40,9 +40,9 @@ def run(pytester: pytest.Pytester, *args: str, env: dict | None = None) -> pytes
 def test_subject_file_checks_a_copy_the_same_way(pytester, tmp_path):
     path = manifest_copy(tmp_path, "tiny-copy", FIXTURES)
     result = run(pytester, CLAIMS, "--subject-file", str(path), "--subject", "tiny-copy", "--device", "cpu")
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(["*claims: measured against thresholds*", "*PASS top-1 prediction is a legal move = *",
-                                 "*claims executed: 3 (3 held, 0 failed)*"])
+                                 "*claims executed: 4 (4 held, 0 failed)*"])
 
 
 def test_subject_file_with_other_weights_fails_the_claims(pytester, tmp_path):
@@ -56,8 +56,8 @@ def test_subject_file_with_other_weights_fails_the_claims(pytester, tmp_path):
               str(weights / "model.safetensors"))
     path = manifest_copy(tmp_path, "tiny-random", weights)
     result = run(pytester, CLAIMS, "--subject-file", str(path), "--subject", "tiny-random", "--device", "cpu")
-    result.assert_outcomes(failed=3)
-    result.stdout.fnmatch_lines(["*FAIL top-1 prediction is a legal move*", "*claims executed: 3 (0 held, 3 failed)*"])
+    result.assert_outcomes(failed=4)
+    result.stdout.fnmatch_lines(["*FAIL top-1 prediction is a legal move*", "*claims executed: 4 (0 held, 4 failed)*"])
 
 
 def hub_manifest(tmp_path: Path) -> Path:
@@ -73,15 +73,15 @@ def hub_manifest(tmp_path: Path) -> Path:
 def test_offline_hub_subject_is_skipped_with_its_reason(pytester, tmp_path):
     result = run(pytester, CLAIMS, "--subject-file", str(hub_manifest(tmp_path)), "--subject", "tiny-on-hub", "-rs",
                  env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
-    result.assert_outcomes(skipped=3)
-    result.stdout.fnmatch_lines(["*skipped for a missing subject: 3*"])
+    result.assert_outcomes(skipped=4)
+    result.stdout.fnmatch_lines(["*skipped for a missing subject: 4*"])
     result.stdout.fnmatch_lines(["*not available offline: verify-test/absent/model.safetensors*"])
 
 
 def test_require_subjects_turns_the_skip_into_a_failure(pytester, tmp_path):
     result = run(pytester, CLAIMS, "--subject-file", str(hub_manifest(tmp_path)), "--subject", "tiny-on-hub",
                  "--require-subjects", env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
-    result.assert_outcomes(errors=3)
+    result.assert_outcomes(errors=4)
     result.stdout.fnmatch_lines(["*not available offline*--require-subjects*"])
 
 
@@ -93,5 +93,16 @@ def test_unknown_subject_is_a_usage_error(pytester):
 
 def test_help_documents_the_options(pytester):
     result = run(pytester, "--help")
-    for option in ("--subject=NAME", "--subject-file=PATH", "--require-subjects", "--device"):
+    for option in ("--subject=NAME", "--subject-file=PATH", "--subjects-dir=DIR", "--require-subjects", "--device", "verify_subjects_dir"):
         result.stdout.fnmatch_lines([f"*{option}*"])
+
+
+def test_subjects_dir_from_the_ini_file(pytester):
+    """A project names its subjects folder once, in its ini file; a missing folder named there is an error."""
+    ini = pytester.makeini(f"[pytest]\nverify_subjects_dir = {OTHELLO_TINY.parent}\n")
+    result = run(pytester, CLAIMS, "-c", str(ini), "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*test_legal_move_rate[[]othello-tiny[]]*"])
+    ini = pytester.makeini("[pytest]\nverify_subjects_dir = nowhere\n")
+    result = run(pytester, CLAIMS, "-c", str(ini), "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*subjects folder *nowhere does not exist*"])
