@@ -55,12 +55,12 @@ def test_culture_manifest_on_a_local_replica_runs_every_claim(pytester, tmp_path
 
 
 def test_hub_subjects_are_listed_as_skipped_offline(pytester, tmp_path):
-    result = run(pytester, str(ROOT / "claims"), "-rs", "--subject", "culture-gpt-0", "--subject", "othello-gpt",
-                 env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
-    result.assert_outcomes(skipped=6)
+    result = run(pytester, str(ROOT / "claims"), "-rs", "--subjects-dir", str(ROOT / "fixtures" / "subjects"),
+                 "--subject", "culture-gpt-0", "--subject", "othello-gpt", env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
+    result.assert_outcomes(skipped=7)
     for line in ("*not available offline: tommyp111/culture-gpt/gpt_000.pth*",
                  "*not available offline: Baidicoot/Othello-GPT-Transformer-Lens/synthetic_model.pth*",
-                 "*skipped for a missing subject: 6*"):
+                 "*skipped for a missing subject: 7*"):
         result.stdout.fnmatch_lines([line])
 
 
