@@ -74,8 +74,8 @@ def test_a_misspelled_claim_marker_stops_collection_naming_the_test(pytester):
         import pytest
 
         @pytest.mark.claim("legal_moves_rate")
-        def test_rate(subject, params, claim, verdict):
-            verdict(claim.check(subject, params))
+        def test_rate(measurement, params, claim, verdict):
+            verdict(claim.judge(measurement, params))
     """))
     result = run(pytester, "--subjects-dir", str(OTHELLO_TINY.parent), "--subject", "othello-tiny")
     assert result.ret == pytest.ExitCode.INTERRUPTED

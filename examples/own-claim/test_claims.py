@@ -2,5 +2,5 @@ import pytest
 
 
 @pytest.mark.claim("residual_norm")
-def test_residual_norm(subject, params, claim, verdict):
-    verdict(claim.check(subject, params))
+def test_residual_norm(measurement, params, claim, verdict):
+    verdict(claim.judge(measurement, params))

@@ -8,6 +8,7 @@ The format is documented in README.md ("Subject manifests").
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -16,7 +17,11 @@ from typing import Any, Mapping
 
 
 class ManifestError(ValueError):
-    """A manifest that cannot be used, with the file and field at fault in the message."""
+    """A manifest that cannot be used, with the file and field at fault in the message: always one
+    line (a newline in a user's key or value is shown escaped)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,9 @@ def _typed(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint) or hint
     if origin is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if origin is dict and isinstance(value, dict):
+        key, item = typing.get_args(hint) or (Any, Any)
+        return {_typed(k, key, where): _typed(v, item, f"{where}.{k}") for k, v in value.items()}
     if origin in (list, tuple) and isinstance(value, list):
         item = (typing.get_args(hint) or (Any,))[0]  # list[X] and tuple[X, ...]
         items = [v if item is Any else _typed(v, item, where) for v in value]
@@ -127,7 +135,9 @@ def load_manifest(path: Path) -> Manifest:
     if not path.is_file():
         raise ManifestError(f"{path}: no such manifest file")
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ManifestError(f"{path}: not UTF-8 text (byte {err.start}); TOML files are UTF-8") from None
     except tomllib.TOMLDecodeError as err:
         raise ManifestError(f"{path}: not valid TOML: {err}") from None
     known = {"name", "domain", "description", "model", "saes", "data", "claims", "training"}
@@ -138,9 +148,23 @@ def load_manifest(path: Path) -> Manifest:
         if key not in raw:
             raise ManifestError(f"{path}: missing key {key!r}")
     domains = registry.domains()
-    if raw["domain"] not in domains:
+    if not isinstance(raw["domain"], str) or raw["domain"] not in domains:
         raise ManifestError(f"{path}: domain: {raw['domain']!r} is not one of {', '.join(domains)}")
+    for group in ("saes", "claims"):
+        odd = [k for k in raw.get(group, {}) if not _BARE_KEY.match(k)] if isinstance(raw.get(group), dict) else []
+        if odd:
+            raise ManifestError(f"{path}: [{group}.{odd[0]!r}]: a {group[:-1]} name must be letters, digits, '_' or '-'")
+    if not isinstance(raw.get("saes", {}), dict):
+        raise ManifestError(f"{path}: saes: expected [saes.NAME] tables, got {type(raw['saes']).__name__}")
     saes = {name: parse_table(SAESpec, t, f"{path}: [saes.{name}]") for name, t in raw.get("saes", {}).items()}
+    model = parse_table(ModelSpec, raw["model"], f"{path}: [model]")
+    for where, source in [("[model] weights", model.weights), ("[model] config", model.config),
+                          *((f"[saes.{n}] path", s.path) for n, s in saes.items())]:
+        _check_source(source, f"{path}: {where}")
+    for where, pins in [("[model]", model.sha256), *((f"[saes.{n}]", s.sha256) for n, s in saes.items())]:
+        bad = [k for k, v in pins.items() if not (isinstance(v, str) and _SHA256.match(v))]
+        if bad:
+            raise ManifestError(f"{path}: {where} sha256[{bad[0]!r}]: {pins[bad[0]]!r} is not a sha256 digest (64 hex digits)")
     data = _data(raw["data"], raw["domain"], path)
     tables = raw.get("claims", {})
     if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
@@ -150,7 +174,7 @@ def load_manifest(path: Path) -> Manifest:
         name=_typed(raw["name"], str, f"{path}: name"),
         domain=raw["domain"],
         description=_typed(raw.get("description", ""), str, f"{path}: description"),
-        model=parse_table(ModelSpec, raw["model"], f"{path}: [model]"),
+        model=model,
         saes=saes,
         data=data,
         claim_tables=tables,
@@ -166,7 +190,7 @@ def _data(table: Any, domain: str, path: Path) -> DataSpec:
     if not isinstance(table, dict):
         raise ManifestError(f"{where}: expected a table, got {type(table).__name__}")
     ours = {n: s for n, s in registry.sources().items() if s.domain == domain}
-    source = ours.get(table.get("source"))
+    source = ours.get(table.get("source")) if isinstance(table.get("source"), str) else None
     if source is None:
         raise ManifestError(f"{where} source: {table.get('source')!r} is not a {domain} source ({', '.join(ours)})")
     if source.options is None:
@@ -176,7 +200,26 @@ def _data(table: Any, domain: str, path: Path) -> DataSpec:
         data = dataclasses.replace(data, options=options)
     if source.needs_path and not data.path:
         raise ManifestError(f"{where} path: a {source.name} source needs the data's path")
+    _check_source(data.path, f"{where} path")
+    if data.size <= 0:
+        raise ManifestError(f"{where} size: {data.size} (games, or puzzles per task, in each split) must be > 0")
+    if not source.needs_path and data.selection_seed == data.confirmation_seed:
+        raise ManifestError(f"{where} confirmation_seed: equals selection_seed ({data.selection_seed}): "
+                            "the held-out split would be the selection split")
     return data
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _check_source(source: str, where: str) -> None:
+    from verify import sources
+
+    try:
+        sources.check_source(source)
+    except ValueError as err:
+        raise ManifestError(f"{where}: {err}") from None
 
 
 def parse_claim(m: Manifest, claim) -> Any:

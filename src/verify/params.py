@@ -10,7 +10,8 @@ A claim's parameter dataclass annotates its fields with these, e.g.
         neuron: Annotated[int, UnitOf("hook")] = 0  # < last-axis width of that hook
 
 and `check_params` refuses, naming the manifest and field, a hook the model does not have, an SAE
-the manifest does not declare, an index outside the width it indexes. Hook points and widths come
+the manifest does not declare, an index outside the width it indexes; `check_values` refuses NaN,
+a value outside its kind's Range (Fraction, Correlation, Count) and a min_X above its max_X. Hook points and widths come
 from the subject's `Shape`, which the loaders derive from the model's config alone.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from dataclasses import dataclass
 from typing import Annotated
@@ -49,6 +51,17 @@ class UnitOf:
     hook_field: str
 
 
+@dataclass(frozen=True)
+class Range:
+    """A number that must lie in [lo, hi] (None: unbounded on that side)."""
+
+    lo: float | None = None
+    hi: float | None = None
+
+
+Fraction = Annotated[float, Range(0.0, 1.0)]  # a rate or proportion
+Correlation = Annotated[float, Range(-1.0, 1.0)]
+Count = Annotated[int, Range(0, None)]
 Hook = Annotated[str, HookPoint()]
 VectorHook = Annotated[str, HookPoint(vector=True)]
 SAEName = Annotated[str, SAERef()]
@@ -78,6 +91,28 @@ def _kinds(cls) -> dict[str, object]:
         for meta in getattr(hints[f.name], "__metadata__", ()):
             kinds[f.name] = meta
     return kinds
+
+
+def check_values(params, where: str) -> list[str]:
+    """Problems a parameter set has whatever the subject: NaN, a value outside its kind's range,
+    a min_X above its max_X."""
+    problems = []
+    kinds = _kinds(type(params))
+    values = dataclasses.asdict(params)
+    for name, value in values.items():
+        numbers = value.values() if isinstance(value, dict) else [value]
+        for number in numbers:
+            if isinstance(number, float) and math.isnan(number):
+                problems.append(f"{where} {name}: NaN is not a bound")
+            kind = kinds.get(name)
+            if isinstance(kind, Range) and isinstance(number, (int, float)):
+                if (kind.lo is not None and number < kind.lo) or (kind.hi is not None and number > kind.hi):
+                    problems.append(f"{where} {name}: {number} is outside [{kind.lo}, {kind.hi}]")
+    for name, value in values.items():
+        partner = "max_" + name[4:] if name.startswith("min_") else None
+        if partner in values and isinstance(value, (int, float)) and isinstance(values[partner], (int, float)) and value > values[partner]:
+            problems.append(f"{where} {name}: {value} is above {partner} = {values[partner]}")
+    return problems
 
 
 def check_params(params, shape: Shape, where: str) -> list[str]:

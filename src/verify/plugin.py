@@ -4,9 +4,16 @@ Registered through the `pytest11` entry point, so it is active wherever the pack
 A test marked `@pytest.mark.claim("NAME")` runs once per selected subject whose manifest has a
 [claims.NAME] table; NAME must be a registered claim (verify.registry). Its fixtures: `subject`
 (the loaded subject), `params` (the table as the claim's parameter dataclass), `claim` (the
-registered claim) and `verdict(checks)`, which prints every measured number against its bounds and
-fails the test if any check fails. The usual claim test is one line:
-`verdict(claim.check(subject, params))`.
+registered claim), `measurement` (the claim measured on the subject) and `verdict(checks)`, which
+prints every measured number against its bounds and fails the test if any check fails. The usual
+claim test is one line: `verdict(claim.judge(measurement, params))`.
+
+Outcomes, as a CI gate reads them: a claim measured and not holding FAILS (in the call phase; a
+junit <failure>); a claim that could not be measured (its subject failed to load, the measurement
+refused its data) is an ERROR (in setup; a junit <error>). Exit status: 0 every selected claim held
+(or was skipped with its reason); 1 a claim does not hold, or another test failed; 4 a usage error
+(a bad manifest or option, reported before anything runs); NOT_MEASURED_EXIT (6) nothing was
+measured false, but some claim could not be measured.
 """
 
 from __future__ import annotations
@@ -24,7 +31,13 @@ from verify.verdicts import failures
 
 SUBJECTS = pytest.StashKey()
 RESULTS = pytest.StashKey()
+LOAD_ERRORS = pytest.StashKey()
+OUTCOMES = pytest.StashKey()
 UNAVAILABLE = "subject not available"
+NOT_LOADED = "subject cannot be loaded"
+NOT_MEASURED = "claim cannot be measured"
+NO_SUBJECT = "no subject declares this claim"
+NOT_MEASURED_EXIT = 6
 DEFAULT_SUBJECTS_DIR = "fixtures/subjects"
 
 
@@ -54,6 +67,9 @@ def pytest_configure(config: pytest.Config) -> None:
     ):
         config.addinivalue_line("markers", line)
     config.stash[RESULTS] = []
+    config.stash[LOAD_ERRORS] = {}
+    config.stash[OUTCOMES] = Outcomes()
+    config.pluginmanager.register(config.stash[OUTCOMES], "verify-outcomes")
     from hypothesis import HealthCheck, settings
 
     settings.register_profile("ci", derandomize=True, database=None, deadline=None,
@@ -112,6 +128,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     except ManifestError as err:
         raise pytest.Collector.CollectError(str(err)) from None
     cases = []
+    if not declaring:  # one visible skip instead of pytest's anonymous empty parameter set
+        cases.append(pytest.param(None, None, id="no-subject", marks=pytest.mark.skip(reason=f"{NO_SUBJECT}: {name}")))
     for m in declaring:
         on_hub = any(sources.is_remote(s) for s in (m.model.weights, m.model.config, m.data.path, *(s.path for s in m.saes.values())))
         cases.append(pytest.param(m.name, m.claims[name], id=m.name, marks=[pytest.mark.hub] if on_hub else []))
@@ -129,19 +147,61 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 @pytest.fixture
 def subject(request: pytest.FixtureRequest):
     """The loaded subject (model, SAEs, data) of this claim's parameter; loaded once a session."""
+    from verify.loaders import CheckpointError
+
+    name = request.param
     try:
-        return subjects(request.config).load(request.param)
+        return subjects(request.config).load(name)
     except sources.SourceUnavailable as err:
-        message = f"{UNAVAILABLE}: {request.param}: {err}"
+        message = f"{UNAVAILABLE}: {name}: {err}"
         if request.config.getoption("--require-subjects"):
             pytest.fail(message + " (--require-subjects)", pytrace=False)
         pytest.skip(message)
+    except (CheckpointError, ManifestError, ValueError, OSError) as err:  # bad files: one line, once per subject
+        first = request.config.stash[LOAD_ERRORS].setdefault(name, request.node.nodeid)
+        pytest.fail(f"{NOT_LOADED}: {name}: {err}" if first == request.node.nodeid else f"{NOT_LOADED}: {name} (see {first})",
+                    pytrace=False)
 
 
 @pytest.fixture
 def claim(request: pytest.FixtureRequest) -> claim_registry.Claim:
     """The registered claim named by this test's `claim` marker."""
     return claim_registry.get_claim(request.node.get_closest_marker("claim").args[0])
+
+
+@pytest.fixture
+def measurement(subject, params, claim):
+    """The claim measured on the subject, in the test's setup: a measurement that cannot be made (a
+    refusal of its data, e.g. splits that overlap) is an error, never a claim that does not hold."""
+    try:
+        return claim.measure(subject, params)
+    except ValueError as err:
+        pytest.fail(f"{NOT_MEASURED}: {claim.name} on {subject.name}: {err}", pytrace=False)
+
+
+class Outcomes:
+    """What a CI gate must tell apart: claims measured false, claims not measured, other failures."""
+
+    def __init__(self) -> None:
+        self.claim_failed = self.claim_error = self.other_failed = 0
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not report.failed:
+            return
+        if "claim" not in report.keywords:
+            self.other_failed += 1
+        elif report.when == "call":
+            self.claim_failed += 1
+        else:
+            self.claim_error += 1
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
+    """Only measurement errors, no claim measured false: a distinct exit status for CI gates."""
+    outcomes = session.config.stash.get(OUTCOMES, None)
+    if (outcomes is not None and exitstatus == pytest.ExitCode.TESTS_FAILED and outcomes.claim_error
+            and not (outcomes.claim_failed or outcomes.other_failed)):
+        session.exitstatus = NOT_MEASURED_EXIT
 
 
 @pytest.fixture
@@ -174,9 +234,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         tr.write_line(nodeid)
         for line in lines:
             tr.write_line("    " + line)
-    passed = sum(1 for r in claim_reports if r.passed and r.when == "call")
-    failed = sum(1 for r in claim_reports if r.failed)
-    skipped_subject = sum(1 for r in claim_reports if r.skipped and UNAVAILABLE in str(r.longrepr))
-    skipped_other = sum(1 for r in claim_reports if r.skipped) - skipped_subject
-    tr.write_line(f"claims executed: {passed + failed} ({passed} held, {failed} failed); "
-                  f"skipped for a missing subject: {skipped_subject}; skipped otherwise: {skipped_other}")
+    held = sum(1 for r in claim_reports if r.passed and r.when == "call")
+    failed = sum(1 for r in claim_reports if r.failed and r.when == "call")
+    errors = sum(1 for r in claim_reports if r.failed and r.when != "call")
+    skipped = [str(r.longrepr) for r in claim_reports if r.skipped]
+    missing = sum(UNAVAILABLE in reason for reason in skipped)
+    undeclared = sum(NO_SUBJECT in reason for reason in skipped)
+    tr.write_line(f"claims executed: {held + failed} ({held} held, {failed} failed); not measurable (errors): {errors}; "
+                  f"skipped for a missing subject: {missing}; no subject declares the claim: {undeclared}; "
+                  f"skipped otherwise: {len(skipped) - missing - undeclared}")

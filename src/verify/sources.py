@@ -6,7 +6,11 @@ Source strings:
   model repo, fetched through huggingface_hub's cache;
 - `wandb://entity/project/artifact:version`: a wandb artifact, downloaded through wandb's API when
   wandb is installed and online, into ~/.cache/verify/wandb/ (a local download folder can be
-  named by its path instead).
+  named by its path instead). A download is written aside and renamed when whole, so a folder at
+  the cache path is always complete;
+- `hf://datasets/owner/name[@revision]`: a hub dataset (for data sources that read one).
+
+`check_source` refuses a malformed hf:// or wandb:// name before anything is fetched.
 
 Offline (no network, or HF_HUB_OFFLINE=1) a hub file that is not already in the local cache is
 SourceUnavailable at once: availability is decided from the cache first, so nothing waits for
@@ -17,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shutil
 import socket
 from dataclasses import dataclass
 from functools import lru_cache
@@ -41,13 +47,56 @@ class HubFile:
         return f"{self.repo_id}/{self.filename}" + (f"@{self.revision}" if self.revision else "")
 
 
+HF_DATASETS = HF_PREFIX + "datasets/"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
 def parse_hub(source: str) -> HubFile:
     body = source[len(HF_PREFIX) :]
-    body, _, revision = body.partition("@")
+    body, at, revision = body.partition("@")
     parts = body.split("/", 2)
-    if len(parts) < 3 or not all(parts):
+    if len(parts) < 3 or not all(parts) or not all(_NAME.match(p) for p in parts[:2]) or (at and not revision):
         raise ValueError(f"hub source {source!r} must look like hf://owner/repo/path/in/repo[@revision]")
     return HubFile(f"{parts[0]}/{parts[1]}", parts[2], revision or None)
+
+
+def parse_hub_dataset(source: str) -> tuple[str, str | None]:
+    """hf://datasets/owner/name[@revision] -> ("owner/name", revision)."""
+    body, at, revision = source[len(HF_DATASETS) :].partition("@")
+    parts = body.split("/")
+    if len(parts) != 2 or not all(_NAME.match(p) for p in parts) or (at and not revision):
+        raise ValueError(f"hub dataset {source!r} must look like hf://datasets/owner/name[@revision]")
+    return body, revision or None
+
+
+@dataclass(frozen=True)
+class WandbArtifact:
+    entity: str
+    project: str
+    artifact: str
+    version: str
+
+    def __str__(self) -> str:
+        return f"{self.entity}/{self.project}/{self.artifact}:{self.version}"
+
+
+def parse_wandb(source: str) -> WandbArtifact:
+    body = source[len(WANDB_PREFIX) :]
+    path, colon, version = body.rpartition(":")
+    parts = path.split("/") if colon else []
+    if len(parts) != 3 or not all(_NAME.match(p) for p in parts) or not _NAME.match(version):
+        raise ValueError(f"wandb source {source!r} must look like wandb://entity/project/artifact:version")
+    return WandbArtifact(*parts, version)
+
+
+def check_source(source: str) -> None:
+    """Raise ValueError for a malformed remote source name (local paths are checked by existence)."""
+    if source.startswith(HF_DATASETS):
+        parse_hub_dataset(source)
+    elif is_hub(source):
+        parse_hub(source)
+    elif source.startswith(WANDB_PREFIX):
+        parse_wandb(source)
 
 
 def is_hub(source: str) -> bool:
@@ -78,7 +127,7 @@ def hub_reachable() -> bool:
 def fetch(source: str, base: Path) -> Path:
     """A local path for `source`, downloading a hub file when online. Raises SourceUnavailable."""
     if source.startswith(WANDB_PREFIX):
-        return _fetch_wandb(source[len(WANDB_PREFIX) :])
+        return _fetch_wandb(parse_wandb(source))
     if not is_hub(source):
         path = local_path(source, base)
         if not path.exists():
@@ -115,8 +164,13 @@ def _fetch_hub_folder(hub: HubFile) -> Path:
     return Path(root) / hub.filename
 
 
-def _fetch_wandb(name: str) -> Path:
-    folder = WANDB_CACHE / name.replace("/", "__").replace(":", "_")
+def wandb_folder(artifact: WandbArtifact) -> Path:
+    return WANDB_CACHE / f"{artifact.entity}__{artifact.project}__{artifact.artifact}_{artifact.version}"
+
+
+def _fetch_wandb(artifact: WandbArtifact) -> Path:
+    name = str(artifact)
+    folder = wandb_folder(artifact)
     if folder.is_dir() and any(folder.iterdir()):
         return folder
     try:
@@ -127,7 +181,22 @@ def _fetch_wandb(name: str) -> Path:
         socket.create_connection(("api.wandb.ai", 443), timeout=1.0).close()
     except OSError:
         raise SourceUnavailable(f"not available offline: wandb artifact {name}") from None
-    return Path(wandb.Api().artifact(name).download(root=str(folder)))
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)  # what an interrupted download left
+    wandb.Api().artifact(name).download(root=str(partial))
+    partial.rename(folder)  # whole, or not there at all
+    return folder
+
+
+def cached_hub_dataset(source: str) -> Path:
+    """The local snapshot of a hub dataset, from the cache only (no request, no retries)."""
+    from huggingface_hub import snapshot_download
+
+    name, revision = parse_hub_dataset(source)
+    try:
+        return Path(snapshot_download(name, repo_type="dataset", revision=revision, local_files_only=True))
+    except Exception:  # noqa: BLE001 - any cache miss
+        raise SourceUnavailable(f"not available offline: dataset {name}") from None
 
 
 def sha256_of(path: Path) -> str:

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 from verify import hooks, loaders, registry, sources
 from verify.manifest import Manifest, ManifestError, load_manifest, parse_claim
-from verify.params import SAEShape, Shape, check_params
+from verify.params import SAEShape, Shape, check_params, check_values
 
 
 def manifest_paths(folder: Path) -> list[Path]:
@@ -36,6 +36,10 @@ def check_files(m: Manifest) -> Shape:
     fmt = loaders.MODEL_FORMATS.get(m.model.loader)
     if fmt is None:
         raise ManifestError(f"{m.where('[model] loader')}: unknown loader {m.model.loader!r} (known: {', '.join(loaders.MODEL_FORMATS)})")
+    unknown = sorted(set(m.model.sha256) - set(fmt.files))
+    if unknown:
+        raise ManifestError(f"{m.where('[model] sha256')}: unknown key {unknown[0]!r}: the {m.model.loader} loader reads "
+                            f"{', '.join(fmt.files)}, and only those can be pinned")
     files: dict[str, Path | None] = {}
     for key in fmt.files:
         source = getattr(m.model, key)
@@ -63,6 +67,10 @@ def check_files(m: Manifest) -> Shape:
         path = sources.local_path(spec.path, m.dir)
         if not path.exists():
             raise ManifestError(f"{where} path: {path} does not exist")
+        for file_name in spec.sha256:
+            if pinned_file(path, file_name) is None:
+                raise ManifestError(f"{where} sha256: unknown key {file_name!r}: " + (
+                    f"no file {file_name!r} in folder {path}" if path.is_dir() else f"the SAE is the single file {path.name!r}"))
         try:
             saes[name] = found = sae_format.shape(path)
         except loaders.CheckpointError as err:
@@ -74,6 +82,13 @@ def check_files(m: Manifest) -> Shape:
         if width is not None and found.d_in != width:
             raise ManifestError(f"{where}: SAE d_in {found.d_in} does not match the width {width} of hook {spec.hook!r}")
     return Shape(hook_shapes, saes)
+
+
+def pinned_file(path: Path, name: str) -> Path | None:
+    """The file a sha256 key names: a file in an SAE folder, or the SAE file itself (by its name)."""
+    if path.is_dir():
+        return path / name if (path / name).is_file() else None
+    return path if path.name == name else None
 
 
 def resolve_claims(m: Manifest, shape: Shape, strict: bool) -> Manifest:
@@ -91,7 +106,8 @@ def resolve_claims(m: Manifest, shape: Shape, strict: bool) -> Manifest:
                                     "or a package's `verify.claims` entry point")
             continue
         params = parse_claim(m, claim)
-        problems = check_params(params, shape, m.where(f"[claims.{name}]"))
+        where = m.where(f"[claims.{name}]")
+        problems = check_values(params, where) + check_params(params, shape, where)
         if problems:
             raise ManifestError(problems[0])
         claims[name] = params
@@ -150,7 +166,10 @@ def load_subject(m: Manifest, device: str, data_cache: dict | None = None) -> Su
     for name, sae_spec in m.saes.items():
         path = sources.fetch(sae_spec.path, m.dir)
         for file_name, digest in sae_spec.sha256.items():
-            sources.check_sha256(path / file_name, digest)
+            pinned = pinned_file(path, file_name)
+            if pinned is None:
+                raise loaders.CheckpointError(f"{m.where(f'[saes.{name}] sha256')}: {file_name!r} is not a file of {path}")
+            sources.check_sha256(pinned, digest)
         saes[name] = loaders.SAE_FORMATS[sae_spec.loader].load(path, device).requires_grad_(False)
         if widths.get(sae_spec.hook) != saes[name].cfg.d_in:
             raise loaders.CheckpointError(f"{m.where(f'[saes.{name}]')}: SAE d_in {saes[name].cfg.d_in} does not match "

@@ -6,6 +6,8 @@ The published data (`tommyp111/culture-puzzles-1M-partitioned`) has one split pe
 
 from __future__ import annotations
 
+import hashlib
+import warnings
 from pathlib import Path
 
 import torch
@@ -13,7 +15,7 @@ import torch
 from verify import sources
 
 TASKS = ("contact", "corners", "detect", "frame", "grow", "half_fill", "replace_color", "translate")
-HF_DATASETS = "hf://datasets/"
+HF_DATASETS = sources.HF_DATASETS
 
 
 def check_task(task: str) -> str:
@@ -23,25 +25,58 @@ def check_task(task: str) -> str:
 
 
 def open_dataset(path: str, base: Path):
-    """A DatasetDict (or IterableDatasetDict) of task splits. Raises SourceUnavailable offline."""
+    """A DatasetDict (or IterableDatasetDict) of task splits. Raises SourceUnavailable offline,
+    at once: without the network the hub copy is read from the local cache or not at all."""
     import datasets
 
     if path.startswith(HF_DATASETS):
-        name, _, revision = path[len(HF_DATASETS) :].partition("@")
         if not sources.hub_reachable():
-            try:  # a copy already in the datasets cache still loads offline
-                return datasets.load_dataset(name, revision=revision or None, download_mode="reuse_cache_if_exists")
-            except Exception:  # noqa: BLE001 - any failure here means: not in the cache
-                raise sources.SourceUnavailable(f"not available offline: dataset {name}") from None
-        return datasets.load_dataset(name, revision=revision or None)
+            return parquet_dataset(sources.cached_hub_dataset(path))
+        name, revision = sources.parse_hub_dataset(path)
+        return datasets.load_dataset(name, revision=revision)
     folder = sources.local_path(path, base)
     if (folder / "dataset_dict.json").is_file():
         return datasets.load_from_disk(str(folder))
-    files = {task: sorted(str(p) for p in folder.rglob(f"{task}*.parquet")) for task in TASKS}
+    return parquet_dataset(folder)
+
+
+PARQUET_PLACES = (".", "data")  # where a task's parquet files lie in a folder (the hub repo uses data/)
+
+
+def task_files(folder: Path, task: str) -> list[Path]:
+    """A task's parquet files: `<task>.parquet` or `<task>-*.parquet` (shards), directly in the
+    folder or in its data/ folder; nothing deeper, so a stray backup copy is never read."""
+    return sorted(p for place in PARQUET_PLACES for pattern in (f"{task}.parquet", f"{task}-*.parquet")
+                  for p in (folder / place).glob(pattern) if p.is_file())
+
+
+def parquet_dataset(folder: Path):
+    import datasets
+
+    files = {task: [str(p) for p in task_files(folder, task)] for task in TASKS}
     files = {task: paths for task, paths in files.items() if paths}
     if not files:
-        raise FileNotFoundError(f"{folder}: neither a save_to_disk folder (dataset_dict.json) nor parquet files named <task>*.parquet")
+        raise FileNotFoundError(f"{folder}: neither a save_to_disk folder (dataset_dict.json) nor parquet files "
+                                f"<task>.parquet or <task>-*.parquet in it or in its data/ folder")
     return datasets.load_dataset("parquet", data_files=files)
+
+
+def row_hashes(rows: torch.Tensor) -> list[bytes]:
+    """A digest per puzzle (its tokens), to compare splits without comparing every pair."""
+    return [hashlib.sha1(row.numpy().tobytes()).digest() for row in rows.cpu()]
+
+
+def check_disjoint(selection: torch.Tensor, confirmation: torch.Tensor, task: str) -> None:
+    """Refuse splits that share puzzles (a claim confirmed on its own selection data proves nothing);
+    warn about puzzles repeated within the confirmation split."""
+    chosen, held_out = set(row_hashes(selection)), row_hashes(confirmation)
+    shared = sum(h in chosen for h in held_out)
+    if shared:
+        raise ValueError(f"task {task}: {shared} of {len(held_out)} confirmation puzzles also appear in the selection split; "
+                         "the held-out data is not held out")
+    repeated = len(held_out) - len(set(held_out))
+    if repeated:
+        warnings.warn(f"task {task}: {repeated} of {len(held_out)} confirmation puzzles are duplicates of others", stacklevel=2)
 
 
 def task_rows(dataset, task: str, start: int, stop: int) -> torch.Tensor:

@@ -9,6 +9,7 @@ puzzles.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ from verify.culture import data as culture_data
 from verify.culture.evaluate import teacher_forced_verdicts
 from verify.culture.layout import PuzzleLayout
 from verify.interventions import sae_splice, shuffled_decoder, zero_ablation
-from verify.params import Hook, SAEName
+from verify.params import Fraction, Hook, Range, SAEName
 from verify.registry import Claim, DataSource, register_claim, register_source
 from verify.verdicts import Check, Note
 
@@ -46,10 +47,10 @@ register_source(DataSource("culture-dataset", "culture", options=PuzzleGrid, ope
 
 @dataclass(frozen=True)
 class SolvedRate:
-    min_rate: float
-    max_rate: float = 1.0
+    min_rate: Fraction
+    max_rate: Fraction = 1.0
     tasks: tuple[str, ...] = ()  # default: every task
-    min_rate_by_task: dict = field(default_factory=dict)  # task -> its own lower bound, instead of min_rate
+    min_rate_by_task: Annotated[dict[str, float], Range(0.0, 1.0)] = field(default_factory=dict)  # task -> its own lower bound, instead of min_rate
 
     def __post_init__(self) -> None:
         for task in (*self.tasks, *self.min_rate_by_task):
@@ -66,8 +67,8 @@ class SolvedRate:
 class AblationBreaksOneTask:
     hook: Hook
     task: str
-    min_broken: float  # a: task's broken fraction must reach this
-    max_broken_other: float  # b: every other task's broken fraction must stay below this
+    min_broken: Fraction  # a: task's broken fraction must reach this
+    max_broken_other: Fraction  # b: every other task's broken fraction must stay below this
 
     def __post_init__(self) -> None:
         culture_data.check_task(self.task)
@@ -77,8 +78,8 @@ class AblationBreaksOneTask:
 class SAESpliceRestores:
     sae: SAEName
     task: str  # whose ablation-broken puzzles are restored (the ablation hook is the SAE's hook)
-    min_restored: float  # c
-    max_clean_change: float  # d: |solved rate with splice - clean solved rate| per task
+    min_restored: Fraction  # c
+    max_clean_change: Fraction  # d: |solved rate with splice - clean solved rate| per task
 
     def __post_init__(self) -> None:
         culture_data.check_task(self.task)
@@ -101,7 +102,10 @@ def puzzles(subject, task: str, which: str = "confirmation") -> torch.Tensor:
             return generate_task(task, d.size, d.seed(which), layout(subject))
         dataset = subject.data("opened", lambda: open_manifest_dataset(subject.manifest))
         start = {"selection": 0, "confirmation": d.size}[which]
-        return culture_data.task_rows(dataset, task, start, start + d.size)
+        rows = culture_data.task_rows(dataset, task, start, start + d.size)
+        if which == "confirmation":  # rows of one dataset: prove they are held out
+            culture_data.check_disjoint(puzzles(subject, task, "selection"), rows, task)
+        return rows
 
     return subject.data(("puzzles", task, which), make)
 

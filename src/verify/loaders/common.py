@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import torch
@@ -36,14 +37,28 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")  # "Unsupported global: GLOBAL x.y", "unsupported GLOBAL x.y whose module ..."
+
+
+def torch_load_problem(err: Exception) -> str:
+    """torch's refusal in one line: the pickle global it refused, by name, when it names one."""
+    text = _ANSI.sub("", str(err))
+    found = _GLOBAL.search(text)
+    if found:
+        return f"it needs the pickle global {found.group(1)}, which a weights-only load refuses (it could run code)"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0].split(". ")[0] if lines else type(err).__name__
+
+
 def read_torch(path: Path, mmap: bool = False):
     """torch.load with weights_only=True: tensors and plain containers only, never arbitrary code."""
     import pickle
 
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
-        raise CheckpointError(f"{path}: refused or unreadable as a weights-only torch file: {str(err).splitlines()[0]}") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: refused or unreadable as a weights-only torch file: {torch_load_problem(err)}") from None
 
 
 def hooked_transformer_config(config_path: Path) -> dict:

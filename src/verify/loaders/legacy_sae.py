@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from verify.loaders.common import CheckpointError, check_finite
+from verify.loaders.common import CheckpointError, check_finite, torch_load_problem
 from verify.params import SAEShape
 
 CONFIG_CLASS = "sae_training.config.LanguageModelSAERunnerConfig"
@@ -37,10 +37,10 @@ def read_legacy(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
         with torch.serialization.safe_globals([(LegacyConfig, CONFIG_CLASS)]):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise CheckpointError(f"{path}: refused to unpickle: it needs a global other than tensors and "
-                              f"{CONFIG_CLASS} ({str(err).splitlines()[0]})") from None
-    except (RuntimeError, EOFError, OSError) as err:
-        raise CheckpointError(f"{path}: not a readable torch file ({str(err).splitlines()[0]}); truncated or corrupt?") from None
+        raise CheckpointError(f"{path}: refused to unpickle: {torch_load_problem(err)}; only tensors and "
+                              f"{CONFIG_CLASS} are allowed") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable torch file ({torch_load_problem(err)}); truncated or corrupt?") from None
     if not isinstance(obj, dict) or "state_dict" not in obj or "cfg" not in obj:
         raise CheckpointError(f"{path}: expected {{'cfg': ..., 'state_dict': ...}}, got {type(obj).__name__}")
     cfg = obj["cfg"]

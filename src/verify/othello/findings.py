@@ -24,7 +24,7 @@ from verify.activations import hook_activations, sae_feature_acts
 from verify.interventions import random_like
 from verify.othello import rules as othello
 from verify.othello.data import input_tokens, positions, split
-from verify.params import FeatureOf, Hook, SAEName, UnitOf
+from verify.params import Correlation, Count, FeatureOf, Fraction, Hook, SAEName, UnitOf
 from verify.registry import Claim, DataSource, register_claim, register_source
 from verify.verdicts import Check, Note, point
 
@@ -36,9 +36,9 @@ class FeatureTracksEmptySquare:
     sae: SAEName
     feature: Annotated[int, FeatureOf("sae")]
     square: str  # A0..H7
-    min_correlation: float
-    max_correlation: float = 1.0
-    min_auroc: float = 0.5
+    min_correlation: Correlation
+    max_correlation: Correlation = 1.0
+    min_auroc: Fraction = 0.5
     min_margin_over_random: float = 0.0  # over the best random-SAE feature chosen the same way
     random_seed: int = 0
 
@@ -50,10 +50,10 @@ class FeatureTracksEmptySquare:
 class NeuronFiresOnOneMove:
     neuron: Annotated[int, UnitOf("hook")]
     move: str  # A0..H7
-    min_precision: float
+    min_precision: Fraction
     hook: Hook = "blocks.0.mlp.hook_post"
-    min_recall: float = 0.0
-    min_fires: int = 20  # fewer firings than this make the precision meaningless
+    min_recall: Fraction = 0.0
+    min_fires: Count = 20  # fewer firings than this make the precision meaningless
 
     def __post_init__(self) -> None:
         othello.square_to_token(othello.parse_square(self.move))
@@ -61,8 +61,8 @@ class NeuronFiresOnOneMove:
 
 @dataclass(frozen=True)
 class LegalMoveRate:
-    min_rate: float
-    max_rate: float = 1.0
+    min_rate: Fraction
+    max_rate: Fraction = 1.0
 
 
 # --- F3 -------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from verify.interventions import random_model_like
 from verify.linear_probe import fit_linear_probe
 from verify.othello import rules
 from verify.othello.data import input_tokens, positions, split
-from verify.params import VectorHook
+from verify.params import Fraction, VectorHook
 from verify.registry import Claim, register_claim
 from verify.verdicts import Check, Note
 
@@ -32,8 +32,8 @@ LABELS = {"mine/theirs": "empty / mine / theirs (the player to move next)", "bla
 @dataclass(frozen=True)
 class BoardProbe:
     hook: VectorHook
-    min_accuracy: float
-    max_accuracy: float = 1.0
+    min_accuracy: Fraction
+    max_accuracy: Fraction = 1.0
     min_margin_over_random: float = 0.0  # over the same probe on a randomly initialised model
     min_margin_over_colour: float = 0.0  # mine/theirs accuracy minus black/white accuracy
     random_seed: int = 0  # seeds the randomly initialised model
