@@ -116,6 +116,10 @@ def huge_header(path):
     path.write_bytes((2**62).to_bytes(8, "little") + b"{}")
 
 
+def passwd(path):
+    path.write_bytes(open("/etc/passwd", "rb").read())
+
+
 def nan_weights(path):
     state = load_file(str(path))
     state["blocks.1.mlp.W_in"][0, 0] = float("inf")
@@ -123,8 +127,9 @@ def nan_weights(path):
 
 
 @pytest.mark.parametrize(("corrupt", "message"), [(truncate, "not a readable safetensors file"), (huge_header, "not a readable safetensors file"),
+                                                  (passwd, "not a readable safetensors file"),
                                                   (nan_weights, "'blocks.1.mlp.W_in' contains NaN or infinite values")],
-                         ids=["truncated", "huge-header", "inf-weights"])
+                         ids=["truncated", "huge-header", "etc-passwd", "inf-weights"])
 def test_a_subject_that_cannot_be_loaded_is_one_error_line_per_claim(pytester, tmp_path, corrupt, message):
     result = run(pytester, CLAIMS, "--subject-file", corrupt_copy(tmp_path, corrupt), "--subject", "corrupt")
     result.assert_outcomes(errors=4)
@@ -136,15 +141,33 @@ def test_a_subject_that_cannot_be_loaded_is_one_error_line_per_claim(pytester, t
     result.stdout.fnmatch_lines(["*claims executed: 0 (0 held, 0 failed); not measurable (errors): 4;*"])
 
 
-def test_a_refused_pickle_names_the_global_and_never_runs(tmp_path):
+class EvalPayload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (eval, (f"open({str(self.marker)!r}, 'w')",))
+
+
+class PopenPayload(EvalPayload):
+    def __reduce__(self):
+        import subprocess
+
+        return (subprocess.Popen, (["touch", str(self.marker)],))
+
+
+@pytest.mark.parametrize(("payload", "name"), [(Payload, r"(posix|os)\.system"), (EvalPayload, r"(builtins\.)?eval"),
+                                               (PopenPayload, r"[\w.]*Popen")], ids=["os.system", "eval", "Popen"])
+def test_a_refused_pickle_names_the_global_and_never_runs(tmp_path, payload, name):
     from verify import loaders
 
     marker = tmp_path / "pwned"
     path = tmp_path / "model.pth"
-    torch.save({"blocks.0.ln1.w": Payload(marker)}, path)
-    with pytest.raises(loaders.CheckpointError, match=r"needs the pickle global (posix|os)\.system") as err:
-        loaders.load_othello_gpt(path, "cpu")
-    assert "\x1b[" not in str(err.value) and "\n" not in str(err.value)
+    torch.save({"blocks.0.ln1.w": payload(marker)}, path)
+    for load in (loaders.load_othello_gpt, loaders.load_culture_pth, loaders.load_legacy_sae):
+        with pytest.raises(loaders.CheckpointError, match=f"needs the pickle global {name}") as err:
+            load(path, "cpu")
+        assert "\x1b[" not in str(err.value) and "\n" not in str(err.value)
     assert not marker.exists(), "the payload ran"
 
 
