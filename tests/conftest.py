@@ -54,6 +54,13 @@ def failed_checks(subject: Subject, claim: str) -> list[str]:
     return [str(c) for c in failures(registry.get_claim(claim).check(subject, subject.manifest.claims[claim]))]
 
 
+def own_failed_checks(subject: Subject, claim: str) -> list[str]:
+    """The failed checks of the claim's own judgement, measured even where a precondition fails:
+    what the claim would say if nothing guarded its assumptions."""
+    c, params = registry.get_claim(claim), subject.manifest.claims[claim]
+    return [str(x) for x in failures(c.judge(c.measure(subject, params), params))]
+
+
 def deepcopy_model(subject: Subject):
     return copy.deepcopy(subject.model)
 

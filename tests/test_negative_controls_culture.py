@@ -3,7 +3,11 @@
 import torch
 
 from verify import registry
-from tests.conftest import deepcopy_model, failed_checks, mutated, random_model
+import dataclasses
+
+import pytest
+
+from tests.conftest import deepcopy_model, failed_checks, mutated, own_failed_checks, random_model
 from verify.interventions import shuffled_decoder
 
 CLAIMS = [name for name, c in registry.claims().items() if c.domain == "culture"]
@@ -45,12 +49,23 @@ def test_ablation_claim_fails_on_a_random_model(culture_tiny):
 
 def test_ablation_claim_fails_when_the_hook_carries_nothing(culture_tiny):
     hook = culture_tiny.manifest.claims["ablation_breaks_one_task"].hook
-    failed = verdict(mutated(culture_tiny, model=silenced(culture_tiny, hook)), "ablation_breaks_one_task")
-    assert any("FAIL broken by zeroing" in c for c in failed), failed
+    bad = mutated(culture_tiny, model=silenced(culture_tiny, hook))
+    assert verdict(bad, "ablation_breaks_one_task")  # the silenced model also solves less: its precondition fails
+    own = own_failed_checks(bad, "ablation_breaks_one_task")
+    assert any("FAIL broken by zeroing" in c for c in own), own
 
 
 def test_splice_claim_fails_with_a_shuffled_dictionary(culture_tiny):
     name = culture_tiny.manifest.claims["sae_splice_restores"].sae
     bad = mutated(culture_tiny, saes={name: shuffled_decoder(culture_tiny.saes[name], seed=7)})
-    failed = verdict(bad, "sae_splice_restores")
-    assert any("FAIL restored by" in c for c in failed) and any("FAIL splice - clean" in c for c in failed), failed
+    failed = verdict(bad, "sae_splice_restores")  # a dictionary that does not reconstruct: the precondition says so
+    assert any(f"FAIL precondition: SAE {name} explained variance" in c for c in failed), failed
+    own = own_failed_checks(bad, "sae_splice_restores")  # and the claim's own checks fail too
+    assert any("FAIL restored by" in c for c in own) and any("FAIL splice - clean" in c for c in own), own
+
+
+def test_splice_claim_with_too_few_broken_puzzles_is_not_measurable(culture_tiny):
+    claim = registry.get_claim("sae_splice_restores")
+    params = dataclasses.replace(culture_tiny.manifest.claims["sae_splice_restores"], min_cases=10_000)
+    with pytest.raises(ValueError, match=r"breaks \d+ translate puzzles \(min_cases 10000\): too few"):
+        claim.check(culture_tiny, params)

@@ -1,9 +1,15 @@
 """Each Othello claim holds on othello-tiny and fails where its finding is false."""
 
+import copy
+
 import torch
 
 from verify import registry
-from tests.conftest import deepcopy_model, failed_checks, mutated, random_model
+import dataclasses
+
+import pytest
+
+from tests.conftest import deepcopy_model, failed_checks, mutated, own_failed_checks, random_model
 from verify.interventions import random_like
 
 CLAIMS = [name for name, c in registry.claims().items() if c.domain == "othello"]
@@ -64,8 +70,10 @@ def test_neuron_claim_fails_on_a_random_model(othello_tiny):
 
 
 def test_probe_claim_fails_on_a_random_model(othello_tiny):
-    failed = verdict(mutated(othello_tiny, model=random_model(othello_tiny)), "board_probe")
-    assert any("FAIL linear probe accuracy" in c for c in failed) and any("FAIL margin over" in c for c in failed), failed
+    bad = mutated(othello_tiny, model=random_model(othello_tiny))
+    assert any("FAIL precondition: top-1 prediction is a legal move" in c for c in verdict(bad, "board_probe"))
+    own = own_failed_checks(bad, "board_probe")
+    assert any("FAIL linear probe accuracy" in c for c in own) and any("FAIL margin over" in c for c in own), own
 
 
 def test_probe_claim_fails_when_attention_sees_no_history(othello_tiny):
@@ -76,5 +84,37 @@ def test_probe_claim_fails_when_attention_sees_no_history(othello_tiny):
         for block in model.blocks:
             block.attn.W_O.zero_()
             block.attn.b_O.zero_()
-    failed = verdict(mutated(othello_tiny, model=model), "board_probe")
-    assert any("FAIL linear probe accuracy" in c for c in failed), failed
+    bad = mutated(othello_tiny, model=model)
+    assert verdict(bad, "board_probe")
+    own = own_failed_checks(bad, "board_probe")
+    assert any("FAIL linear probe accuracy" in c for c in own), own
+
+
+def test_feature_claim_fails_when_the_sae_does_not_reconstruct(othello_tiny):
+    """A zeroed decoder leaves the encoder, and so the feature's activations, as they were: the
+    claim's own numbers are unchanged, and only the fidelity precondition stops it."""
+    sae = copy.deepcopy(othello_tiny.saes["resid"])
+    with torch.no_grad():
+        sae.W_dec.zero_()
+    bad = mutated(othello_tiny, saes={"resid": sae})
+    assert own_failed_checks(bad, "feature_tracks_empty_square") == []
+    failed = verdict(bad, "feature_tracks_empty_square")
+    assert any("FAIL precondition: SAE resid explained variance" in c for c in failed), failed
+
+
+def test_feature_claim_fails_when_a_middle_layer_is_broken(othello_tiny):
+    """Layer 2's MLP writing scrambled outputs: the model no longer plays, and the feature claim
+    (whose SAE reads layer 3) fails through what it rests on."""
+    model = deepcopy_model(othello_tiny)
+    perm = torch.randperm(model.cfg.d_mlp, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        model.blocks[2].mlp.W_out.copy_(model.blocks[2].mlp.W_out[perm])
+    failed = verdict(mutated(othello_tiny, model=model), "feature_tracks_empty_square")
+    assert any("FAIL precondition: top-1 prediction is a legal move" in c for c in failed), failed
+
+
+def test_feature_claim_with_too_few_cases_is_not_measurable(othello_tiny):
+    claim = registry.get_claim("feature_tracks_empty_square")
+    params = dataclasses.replace(othello_tiny.manifest.claims["feature_tracks_empty_square"], min_cases=10**9)
+    with pytest.raises(ValueError, match=r"cases of D2 \(min_cases 1000000000\)"):
+        claim.check(othello_tiny, params)

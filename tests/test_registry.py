@@ -75,7 +75,7 @@ def test_a_misspelled_claim_marker_stops_collection_naming_the_test(pytester):
 
         @pytest.mark.claim("legal_moves_rate")
         def test_rate(measurement, params, claim, verdict):
-            verdict(claim.judge(measurement, params))
+            verdict(claim.checks(measurement, params))
     """))
     result = run(pytester, "--subjects-dir", str(OTHELLO_TINY.parent), "--subject", "othello-tiny")
     assert result.ret == pytest.ExitCode.INTERRUPTED

@@ -3,4 +3,4 @@ import pytest
 
 @pytest.mark.claim("residual_norm")
 def test_residual_norm(measurement, params, claim, verdict):
-    verdict(claim.judge(measurement, params))
+    verdict(claim.checks(measurement, params))

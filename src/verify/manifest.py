@@ -37,7 +37,10 @@ class SAESpec:
     hook: str  # the model hook point the SAE reads and, when spliced, writes
     path: str  # folder with cfg.json + sae_weights.safetensors (sae_lens layout)
     loader: str = "sae_lens"
-    sha256: dict = field(default_factory=dict)  # {file name in the folder: hex}
+    sha256: dict = field(default_factory=dict)  # {file name in the folder, or the file's own name: hex}
+    # fidelity floors (verify.fidelity), required by every claim that reads this SAE
+    min_explained_variance: float | None = None
+    min_loss_recovered: float | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,9 @@ def _build(cls, table: dict, where: str, known: list[str] | None = None):
 
 
 def _typed(value: Any, hint: Any, where: str) -> Any:
+    args = typing.get_args(hint)
+    if type(None) in args:  # X | None: a TOML file has no null, so a given value is an X
+        hint = next(a for a in args if a is not type(None))
     origin = typing.get_origin(hint) or hint
     if origin is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)

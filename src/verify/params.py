@@ -84,27 +84,27 @@ class Shape:
     saes: dict[str, SAEShape]
 
 
-def _kinds(cls) -> dict[str, object]:
+def kinds(cls) -> dict[str, object]:
     hints = typing.get_type_hints(cls, include_extras=True)
-    kinds = {}
+    found = {}
     for f in dataclasses.fields(cls):
         for meta in getattr(hints[f.name], "__metadata__", ()):
-            kinds[f.name] = meta
-    return kinds
+            found[f.name] = meta
+    return found
 
 
 def check_values(params, where: str) -> list[str]:
     """Problems a parameter set has whatever the subject: NaN, a value outside its kind's range,
     a min_X above its max_X."""
     problems = []
-    kinds = _kinds(type(params))
+    field_kinds = kinds(type(params))
     values = dataclasses.asdict(params)
     for name, value in values.items():
         numbers = value.values() if isinstance(value, dict) else [value]
         for number in numbers:
             if isinstance(number, float) and math.isnan(number):
                 problems.append(f"{where} {name}: NaN is not a bound")
-            kind = kinds.get(name)
+            kind = field_kinds.get(name)
             if isinstance(kind, Range) and isinstance(number, (int, float)):
                 if (kind.lo is not None and number < kind.lo) or (kind.hi is not None and number > kind.hi):
                     problems.append(f"{where} {name}: {number} is outside [{kind.lo}, {kind.hi}]")
@@ -118,8 +118,7 @@ def check_values(params, where: str) -> list[str]:
 def check_params(params, shape: Shape, where: str) -> list[str]:
     """Problems with `params` for a subject of this shape, each as '<where> <field>: <what>'."""
     problems = []
-    kinds = _kinds(type(params))
-    for name, kind in kinds.items():
+    for name, kind in kinds(type(params)).items():
         value = getattr(params, name)
         at = f"{where} {name}"
         if isinstance(kind, SAERef) and value not in shape.saes:

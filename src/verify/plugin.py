@@ -4,9 +4,11 @@ Registered through the `pytest11` entry point, so it is active wherever the pack
 A test marked `@pytest.mark.claim("NAME")` runs once per selected subject whose manifest has a
 [claims.NAME] table; NAME must be a registered claim (verify.registry). Its fixtures: `subject`
 (the loaded subject), `params` (the table as the claim's parameter dataclass), `claim` (the
-registered claim), `measurement` (the claim measured on the subject) and `verdict(checks)`, which
-prints every measured number against its bounds and fails the test if any check fails. The usual
-claim test is one line: `verdict(claim.judge(measurement, params))`.
+registered claim), `measurement` (the claim's preconditions checked and, where they hold, the claim
+measured on the subject) and `verdict(checks)`, which prints every measured number against its
+bounds and fails the test if any check fails. The usual claim test is one line:
+`verdict(claim.checks(measurement, params))`. A failed precondition fails the claim, with the
+precondition's line as the reason.
 
 Outcomes, as a CI gate reads them: a claim measured and not holding FAILS (in the call phase; a
 junit <failure>); a claim that could not be measured (its subject failed to load, the measurement
@@ -174,7 +176,7 @@ def measurement(subject, params, claim):
     """The claim measured on the subject, in the test's setup: a measurement that cannot be made (a
     refusal of its data, e.g. splits that overlap) is an error, never a claim that does not hold."""
     try:
-        return claim.measure(subject, params)
+        return claim.measure_on(subject, params)
     except ValueError as err:
         pytest.fail(f"{NOT_MEASURED}: {claim.name} on {subject.name}: {err}", pytrace=False)
 

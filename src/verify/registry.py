@@ -33,9 +33,21 @@ class DataSource:
 
 
 @dataclass(frozen=True)
+class Measured:
+    """A claim's measurement and the checks of what it rests on. `value` is None when a
+    precondition failed: nothing is measured on a subject the claim's words do not apply to."""
+
+    value: Any
+    preconditions: list
+
+
+@dataclass(frozen=True)
 class Claim:
     """A finding, declared once. `measure(subject, params)` returns numbers with intervals (no
-    asserts); `judge(measurement, params)` returns the checks (verify.verdicts) they must pass."""
+    asserts); `judge(measurement, params)` returns the checks (verify.verdicts) they must pass.
+    `preconditions(subject, params)` returns the checks of what the claim's words assume (the model
+    is competent, the SAE reconstructs this model), measured on the same data; `rests_on` names the
+    claims whose manifest tables those checks read, so a manifest that lacks them is refused."""
 
     name: str
     domain: str
@@ -44,10 +56,24 @@ class Claim:
     judge: Callable[[Any, Any], list]
     version: int
     summary: str = ""
+    preconditions: Callable[[Any, Any], list] | None = None
+    rests_on: tuple[str, ...] = ()
+
+    def measure_on(self, subject, params) -> Measured:
+        """Preconditions first; the measurement only where they hold."""
+        from verify.verdicts import failures
+
+        pre = self.preconditions(subject, params) if self.preconditions else []
+        return Measured(None if failures(pre) else self.measure(subject, params), pre)
+
+    def checks(self, measured: Measured, params) -> list:
+        """The precondition checks, then (if they held) the claim's own."""
+        own = [] if measured.value is None else self.judge(measured.value, params)
+        return [*measured.preconditions, *own]
 
     def check(self, subject, params) -> list:
         """Measure on `subject` and judge against `params`: the list of checks and notes."""
-        return self.judge(self.measure(subject, params), params)
+        return self.checks(self.measure_on(subject, params), params)
 
 
 _CLAIMS: dict[str, Claim] = {}

@@ -107,11 +107,31 @@ def resolve_claims(m: Manifest, shape: Shape, strict: bool) -> Manifest:
             continue
         params = parse_claim(m, claim)
         where = m.where(f"[claims.{name}]")
-        problems = check_values(params, where) + check_params(params, shape, where)
+        problems = check_values(params, where) + check_params(params, shape, where) + missing_foundations(m, claim, params)
         if problems:
             raise ManifestError(problems[0])
         claims[name] = params
     return dataclasses.replace(m, claims=claims)
+
+
+def missing_foundations(m: Manifest, claim, params) -> list[str]:
+    """What a claim rests on that the manifest does not declare: the claims named in `rests_on`, and
+    the fidelity floors of every SAE the claim reads."""
+    where = m.where(f"[claims.{claim.name}]")
+    problems = [f"{where}: {claim.name} rests on {need}, which this manifest does not declare ([claims.{need}])"
+                for need in claim.rests_on if need not in m.claim_tables]
+    for sae in sae_fields(params):
+        spec = m.saes.get(sae)
+        for floor in ("min_explained_variance", "min_loss_recovered"):
+            if spec is not None and getattr(spec, floor) is None:
+                problems.append(f"{m.where(f'[saes.{sae}]')} {floor}: claim {claim.name} reads this SAE, so its fidelity floor must be declared")
+    return problems
+
+
+def sae_fields(params) -> list[str]:
+    from verify.params import SAERef, kinds
+
+    return [getattr(params, name) for name, kind in kinds(type(params)).items() if isinstance(kind, SAERef)]
 
 
 @dataclass

@@ -13,6 +13,7 @@ import sys
 COMMANDS = {
     "discover-othello": ("discover_othello", "choose F3/F4/F6 parameters on the selection split; write the claims"),
     "discover-culture": ("discover_culture", "sweep zero-ablations against every task (F1) on the selection split"),
+    "fidelity-floors": ("fidelity_floors", "measure each SAE's fidelity on the selection split; write its floors"),
     "structures": ("structures", "a culture subject's solved rates per block structure"),
     "ambiguity": ("ambiguity", "count contact puzzles with more than one valid answer"),
     "build-othello-tiny": ("build_othello_tiny", "rebuild the embedded othello-tiny: model, SAE, manifest, discovery"),

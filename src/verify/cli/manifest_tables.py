@@ -56,3 +56,14 @@ def update_manifest(path: Path, tables: dict[str, dict], top: dict | None = None
             doc[parent] = tomlkit.table(is_super_table=True)
         doc[parent][rest[0]] = _table(values, comments.get(dotted, ""))
     path.write_text(tomlkit.dumps(doc))
+
+
+def set_keys(path: Path, dotted: str, values: dict) -> None:
+    """Set some keys of an existing table (dotted name), leaving its other keys and comments."""
+    doc = tomlkit.parse(Path(path).read_text())
+    table = doc
+    for part in dotted.split("."):
+        table = table[part]
+    for key, value in values.items():
+        table[key] = _value(value)
+    Path(path).write_text(tomlkit.dumps(doc))

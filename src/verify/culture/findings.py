@@ -14,12 +14,12 @@ from typing import Annotated
 import numpy as np
 import torch
 
-from verify import stats
+from verify import fidelity, stats
 from verify.culture import data as culture_data
 from verify.culture.evaluate import teacher_forced_verdicts
 from verify.culture.layout import PuzzleLayout
 from verify.interventions import sae_splice, shuffled_decoder, zero_ablation
-from verify.params import Fraction, Hook, Range, SAEName
+from verify.params import Count, Fraction, Hook, Range, SAEName
 from verify.registry import Claim, DataSource, register_claim, register_source
 from verify.verdicts import Check, Note
 
@@ -80,6 +80,7 @@ class SAESpliceRestores:
     task: str  # whose ablation-broken puzzles are restored (the ablation hook is the SAE's hook)
     min_restored: Fraction  # c
     max_clean_change: Fraction  # d: |solved rate with splice - clean solved rate| per task
+    min_cases: Count = 20  # ablation-broken puzzles needed for a restored fraction; fewer: not measurable
 
     def __post_init__(self) -> None:
         culture_data.check_task(self.task)
@@ -165,6 +166,8 @@ def measure_splice(subject, p: SAESpliceRestores, which: str = "confirmation") -
     hook = subject.manifest.saes[p.sae].hook
     splice = [sae_splice(hook, subject.saes[p.sae])]
     broken = broken_by(subject, p.task, [zero_ablation(hook)], which)
+    if broken.sum() < p.min_cases:
+        raise ValueError(f"zeroing {hook} breaks {int(broken.sum())} {p.task} puzzles (min_cases {p.min_cases}): too few to say what a splice restores")
     spliced = {task: verdicts(subject, task, splice, which) for task in culture_data.TASKS}
     change = {}
     for task in culture_data.TASKS:
@@ -190,9 +193,50 @@ def judge_splice(m: Splice, p: SAESpliceRestores) -> list:
     return checks
 
 
+# --- preconditions: what the claims' words assume ----------------------------------------------------
+
+def competence(subject, task: str) -> list:
+    """The solved rate of `task` that an ablation or splice claim on it rests on, against the
+    manifest's solved_rate bound for that task."""
+    bounds = subject.manifest.claims["solved_rate"]
+    return [Check(f"precondition: solved rate {task}", rate(verdicts(subject, task)), bounds.lower_bound(task), bounds.max_rate)]
+
+
+def sae_fidelity(subject, sae_name: str, task: str) -> list:
+    """The SAE reconstructs this model on the claim's confirmation puzzles (verify.fidelity)."""
+    spec, sae = subject.manifest.saes[sae_name], subject.saes[sae_name]
+    grid = layout(subject)
+    tokens = puzzles(subject, task).to(subject.device)
+    inputs, targets = tokens[:, :-1], tokens[:, grid.answer_slice]
+
+    def measure():
+        from verify.activations import hook_activations
+
+        ev = fidelity.explained_variance(sae, hook_activations(subject.model, inputs, spec.hook))
+        recovered = fidelity.loss_recovered(
+            lambda hooks: fidelity.summed_cross_entropy(subject.model, inputs, targets, grid.answer_logits_slice, hooks), spec.hook, sae)
+        return ev, recovered
+
+    ev, recovered = subject.cached(("sae fidelity", sae_name, task), measure)
+    return [Check(f"precondition: SAE {sae_name} explained variance on {spec.hook}, {task} puzzles (fidelity v{fidelity.DEFINITION_VERSION})",
+                  ev, spec.min_explained_variance),
+            Check(f"precondition: SAE {sae_name} loss recovered when spliced, {task} puzzles (fidelity v{fidelity.DEFINITION_VERSION})",
+                  recovered, spec.min_loss_recovered)]
+
+
+def ablation_preconditions(subject, p: AblationBreaksOneTask) -> list:
+    return competence(subject, p.task)
+
+
+def splice_preconditions(subject, p: SAESpliceRestores) -> list:
+    return competence(subject, p.task) + sae_fidelity(subject, p.sae, p.task)
+
+
 register_claim(Claim("solved_rate", "culture", SolvedRate, measure_solved_rate, judge_solved_rate, version=1,
                      summary="F5: the model solves each task's puzzles (whole answer grid right)"))
 register_claim(Claim("ablation_breaks_one_task", "culture", AblationBreaksOneTask, measure_ablation, judge_ablation, version=1,
-                     summary="F1: zeroing one hook breaks one task's puzzles and (almost) no other task's"))
+                     summary="F1: zeroing one hook breaks one task's puzzles and (almost) no other task's",
+                     preconditions=ablation_preconditions, rests_on=("solved_rate",)))
 register_claim(Claim("sae_splice_restores", "culture", SAESpliceRestores, measure_splice, judge_splice, version=1,
-                     summary="F2: splicing in the SAE's reconstruction restores the puzzles the ablation broke"))
+                     summary="F2: splicing in the SAE's reconstruction restores the puzzles the ablation broke",
+                     preconditions=splice_preconditions, rests_on=("solved_rate",)))

@@ -13,13 +13,14 @@ confirmed on.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Annotated
 
 import numpy as np
 import torch
 
-from verify import stats
+from verify import fidelity, stats
 from verify.activations import hook_activations, sae_feature_acts
 from verify.interventions import random_like
 from verify.othello import rules as othello
@@ -41,6 +42,7 @@ class FeatureTracksEmptySquare:
     min_auroc: Fraction = 0.5
     min_margin_over_random: float = 0.0  # over the best random-SAE feature chosen the same way
     random_seed: int = 0
+    min_cases: Count = 100  # empty and occupied (game, position) cases each; fewer: not measurable
 
     def __post_init__(self) -> None:
         othello.parse_square(self.square)
@@ -104,6 +106,9 @@ def measure_feature_emptiness(subject, p: FeatureTracksEmptySquare) -> FeatureEm
     hook = subject.manifest.saes[p.sae].hook
     games = split(subject, "confirmation")
     empty = positions(games, games.states[..., square] == othello.EMPTY)
+    cases = min(int(empty.sum()), int((~empty).sum()))
+    if cases < p.min_cases:
+        raise ValueError(f"only {cases} {'empty' if empty.sum() == cases else 'occupied'} cases of {p.square} (min_cases {p.min_cases})")
     resid = split_activations(subject, "confirmation", hook)
     acts = sae_feature_acts(sae, resid)[..., p.feature].double().cpu().numpy()
 
@@ -157,6 +162,8 @@ def measure_neuron_move(subject, p: NeuronFiresOnOneMove) -> NeuronMove:
     tokens = input_tokens(subject, games)
     acts = split_activations(subject, "confirmation", p.hook)
     fires = (acts[..., p.neuron] > 0).cpu().numpy()
+    if fires.sum() < p.min_fires:
+        raise ValueError(f"{p.hook}[{p.neuron}] fires {int(fires.sum())} times (min_fires {p.min_fires}): its precision would mean nothing")
     is_move = (tokens == token).cpu().numpy()
     hits = (fires & is_move).sum(1)
     return NeuronMove(
@@ -169,7 +176,7 @@ def measure_neuron_move(subject, p: NeuronFiresOnOneMove) -> NeuronMove:
 
 def judge_neuron_move(m: NeuronMove, p: NeuronFiresOnOneMove) -> list:
     return [
-        Check(f"firings of {p.hook}[{p.neuron}]", point(m.fires), p.min_fires),
+        Note(f"firings of {p.hook}[{p.neuron}]", point(m.fires)),
         Check(f"precision P(move == {p.move} | fires)", m.precision, p.min_precision, 1.0),
         Check(f"recall P(fires | move == {p.move})", m.recall, p.min_recall, 1.0),
         Note(f"chance precision P(move == {p.move})", point(m.chance)),
@@ -198,10 +205,45 @@ def judge_legal_move_rate(rate: stats.Estimate, p: LegalMoveRate) -> list:
     return [Check("top-1 prediction is a legal move", rate, p.min_rate, p.max_rate)]
 
 
+# --- preconditions: what the claims' words assume ----------------------------------------------------
+
+def competence(subject, p=None) -> list:
+    """The legal-move rate the other Othello claims rest on, checked against the manifest's bounds."""
+    bounds = subject.manifest.claims["legal_move_rate"]
+    rate = subject.cached(("legal move rate",), lambda: measure_legal_move_rate(subject))
+    return [dataclasses.replace(c, what="precondition: " + c.what) for c in judge_legal_move_rate(rate, bounds)]
+
+
+def sae_fidelity(subject, sae_name: str) -> list:
+    """The SAE reconstructs this model on the confirmation games (verify.fidelity)."""
+    spec, sae = subject.manifest.saes[sae_name], subject.saes[sae_name]
+    games = split(subject, "confirmation")
+    tokens = input_tokens(subject, games)
+    targets = torch.from_numpy(games.tokens[:, 1 : othello.MODEL_INPUT_LENGTH + 1]).to(subject.device)  # logits at t predict move t + 1
+
+    def measure():
+        ev = fidelity.explained_variance(sae, split_activations(subject, "confirmation", spec.hook))
+        recovered = fidelity.loss_recovered(lambda hooks: fidelity.summed_cross_entropy(subject.model, tokens, targets, slice(None), hooks),
+                                            spec.hook, sae)
+        return ev, recovered
+
+    ev, recovered = subject.cached(("sae fidelity", sae_name), measure)
+    return [Check(f"precondition: SAE {sae_name} explained variance on {spec.hook} (fidelity v{fidelity.DEFINITION_VERSION})", ev,
+                  spec.min_explained_variance),
+            Check(f"precondition: SAE {sae_name} loss recovered when spliced (fidelity v{fidelity.DEFINITION_VERSION})", recovered,
+                  spec.min_loss_recovered)]
+
+
+def feature_preconditions(subject, p: FeatureTracksEmptySquare) -> list:
+    return competence(subject) + sae_fidelity(subject, p.sae)
+
+
 register_claim(Claim("legal_move_rate", "othello", LegalMoveRate, measure_legal_move_rate, judge_legal_move_rate, version=1,
                      summary="F5: the top-1 prediction is a legal move"))
 register_claim(Claim("feature_tracks_empty_square", "othello", FeatureTracksEmptySquare, measure_feature_emptiness,
                      judge_feature_emptiness, version=1,
-                     summary="F3: an SAE feature's activation tracks 'square is empty', within move number"))
+                     summary="F3: an SAE feature's activation tracks 'square is empty', within move number",
+                     preconditions=feature_preconditions, rests_on=("legal_move_rate",)))
 register_claim(Claim("neuron_fires_on_one_move", "othello", NeuronFiresOnOneMove, measure_neuron_move, judge_neuron_move, version=1,
-                     summary="F4: when the neuron fires, the current move is one square"))
+                     summary="F4: when the neuron fires, the current move is one square",
+                     preconditions=competence, rests_on=("legal_move_rate",)))

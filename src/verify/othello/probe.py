@@ -22,6 +22,7 @@ from verify.interventions import random_model_like
 from verify.linear_probe import fit_linear_probe
 from verify.othello import rules
 from verify.othello.data import input_tokens, positions, split
+from verify.othello.findings import competence
 from verify.params import Fraction, VectorHook
 from verify.registry import Claim, register_claim
 from verify.verdicts import Check, Note
@@ -110,4 +111,5 @@ def judge_board_probe(m: BoardProbeResult, p: BoardProbe) -> list:
 
 
 register_claim(Claim("board_probe", "othello", BoardProbe, measure_board_probe, judge_board_probe, version=1,
-                     summary="F6: a linear probe reads each square as empty / mine / theirs from a residual hook"))
+                     summary="F6: a linear probe reads each square as empty / mine / theirs from a residual hook",
+                     preconditions=competence, rests_on=("legal_move_rate",)))

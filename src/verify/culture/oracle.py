@@ -1,0 +1,525 @@
+"""The answer oracle: which answers a culture puzzle allows, read from its tokens alone.
+
+Definition (oracle version 1). A puzzle shows a worked example (blocks 0 and 1: one pair's input
+and output, in the order their markers give) and a question (block 2: one half of the other pair);
+block 3, the answer, is that pair's other half. A *hypothesis* is what `tasks.make_quiz` draws and
+the tokens hide: the quiz parameters the task's rule reads (the colour of each rectangle index, the
+extra colour, the direction, the grow/shrink mode, the corner pair, the half_fill side) and, per
+pair, an ordered tuple of rectangles the generator can draw (a count in the task's `n_rects` range;
+sides >= `min_side_for(layout)`, or the last rectangle's own minimum and edge inset; area <=
+MAX_AREA; non-overlapping; the task's conditions on the moved or grown last rectangle and on
+contact); rectangle i has colour i, colours distinct and unlike the extra colour. A hypothesis is
+kept when it reproduces the worked example exactly, cell for cell, and its question half is the
+least Hamming distance d* from block 2 among all such hypotheses; d* = 0 wherever block 2 is
+noise-free (structures 2 and 3, and noisy blocks whose noise changed nothing). The *valid answers*
+are the answer halves of the kept hypotheses; a puzzle is *determined* when there is exactly one.
+
+Noise. In structures 0 and 1 block 2 has the generator's 5% noise, which can turn any grid into any
+other; the least-distance rule is the maximum-likelihood reading of it. The true answer is valid
+whenever no other hypothesis explains block 2 with fewer changed cells (always d* <= the true number
+of noisy cells, and equality puts the true answer among the valid ones). Noise that leaves two
+readings equally close (e.g. a stray cell beside a rectangle two cells wide) makes the puzzle
+undetermined; noise that makes a wrong reading strictly closer gives one wrong valid answer, and
+the puzzle counts as determined. Both are rare: see tests/test_culture_oracle.py.
+
+How (and how fast). A grid is a background of 0 with each rectangle's pattern drawn in its own
+cells, so the distance of a hypothesis to a grid is (nonzero cells) + sum over its rectangles of
+(that rectangle's pattern mismatches - its nonzero cells). The oracle counts every colour over
+every rectangle's parts once per grid (one (R, cells) x (cells, 11) product; R = all
+rectangles, 3025 on 10x10), scores every (rectangle, colour) for each rectangle index, and runs a
+depth-first branch and bound over the <= 3 indices, best score first, pruning with the least
+scores left. Exact readings keep only rectangles whose pattern matches and that hold all of their
+colour's cells, so the example and noise-free questions leave a handful of candidates; noisy
+questions search to the best distance. Every kept hypothesis is redrawn with the generator's rule
+and checked against its distance. About 10-20 ms per puzzle on one core (6x6 and 10x10 grids).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from functools import cache
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from verify.culture.data import check_task
+from verify.culture.layout import MARKERS, N_COLOURS, PuzzleLayout
+from verify.culture.tasks import (MARKER_OF, MAX_AREA, STRUCTURES, Rect, _half, _mid_line, contact_output, l_mark,
+                                  min_side_for, paint)
+
+MOVES = tuple((dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if (dr, dc) != (0, 0))
+SETTINGS = {  # the values `quiz_draws` can give the parameters each task's rule reads
+    "translate": tuple({"direction": move} for move in MOVES),
+    "grow": ({"grow": True}, {"grow": False}),
+    "corners": ({"corners": ("tl", "br")}, {"corners": ("tr", "bl")}),
+    "half_fill": tuple({"side": side} for side in ("up", "down", "left", "right")),
+}
+USES_EXTRA = frozenset({"replace_color", "half_fill", "detect"})
+RECT_COUNTS = {"detect": (2, 3), "contact": (3, 3)}  # (lo, hi) of `n_rects`; (1, 3) for the others
+INPUT_MARKERS = frozenset({MARKERS["A"], MARKERS["B"]})
+STRUCTURE_OF_ANSWER_MARKER = {MARKER_OF[order[-1]]: s for s, order in enumerate(STRUCTURES)}
+NOISY_STRUCTURES = (0, 1)  # make_quiz adds noise to block 2 in these
+OWN = "own"  # in a Pattern: the rectangle's own colour
+
+
+# --- the generator's rules, for a given hypothesis ---------------------------------------------------
+
+@dataclass(frozen=True)
+class Rule:
+    """The quiz parameters of a hypothesis; None where the task does not read one."""
+    colours: tuple[int, ...] = ()  # colour of rectangle 0, 1, ... as far as the worked example shows
+    extra: int | None = None
+    direction: tuple[int, int] | None = None
+    grow: bool | None = None
+    corners: tuple[str, str] | None = None
+    side: str | None = None
+
+
+def last_moved(task: str, rule: Rule, r: Rect) -> Rect:
+    """Where the rule draws the last rectangle in the output: moved (translate), grown or shrunk (grow)."""
+    if task == "translate":
+        return r.moved(*rule.direction)
+    if task == "grow":
+        d = 1 if rule.grow else -1
+        return Rect(r.r0 - d, r.c0 - d, r.r1 + d, r.c1 + d)
+    return r
+
+
+def pair_grids(task: str, rule: Rule, rects, colours, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """(input, output) of the pair with these rectangles: the rules of `tasks.PAIR_MAKERS`."""
+    rects, colours = list(rects), list(colours)
+    inp = paint(h, w, rects, colours)
+    if task in ("translate", "grow"):
+        return inp, paint(h, w, rects[:-1] + [last_moved(task, rule, rects[-1])], colours)
+    if task == "contact":
+        return inp, contact_output(h, w, rects, colours)
+    if task == "corners":
+        marks = np.zeros_like(inp)
+        for r, colour in zip(rects, colours):
+            for cell in corner_cells(r, rule.corners):
+                marks[cell] = colour
+        return marks, inp
+    if task == "half_fill":
+        for r in rects:
+            inp[_mid_line(r, rule.side)] = rule.extra
+    out, last = inp.copy(), rects[-1]
+    if task == "replace_color":
+        out[rects[0].cells] = rule.extra
+    elif task == "half_fill":
+        out[_half(last, rule.side)] = rule.extra
+    elif task == "frame":
+        out[interior(last)] = 0
+    elif task == "detect":
+        for r in rects[:2]:
+            for cell in corner_cells(r, ("tl",)):
+                out[cell] = rule.extra
+    return inp, out
+
+
+def corner_cells(r: Rect, corners) -> set[tuple[int, int]]:
+    return {cell for corner in corners for cell in l_mark(r, corner, 1)}
+
+
+def interior(r: Rect) -> tuple[slice, slice]:
+    return slice(r.r0 + 1, r.r1 - 1), slice(r.c0 + 1, r.c1 - 1)
+
+
+def rect_limits(task: str, rule: Rule, min_side: int, last: bool) -> tuple[int, int]:
+    """(least side, inset from the edges) of a rectangle: `random_rects`'s last_min and last_inset."""
+    if last and task == "frame":
+        return max(min_side, 3), 0
+    if last and task == "grow":
+        return min_side + 1, int(rule.grow)
+    return min_side, 0
+
+
+def rect_counts(task: str, h: int, w: int, min_side: int) -> range:
+    """The rectangle counts `n_rects` can give (none where the generator raises)."""
+    lo, hi = RECT_COUNTS.get(task, (1, 3))
+    return range(lo, min(hi, (h // min_side) * (w // min_side)) + 1)
+
+
+# --- what the tokens show ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Puzzle:
+    example_input: np.ndarray
+    example_output: np.ndarray
+    question: np.ndarray
+    answer: np.ndarray
+    question_is_input: bool
+    noisy: bool
+
+
+def read_puzzle(tokens, layout: PuzzleLayout) -> Puzzle:
+    """The blocks of one puzzle (a 1-D array or tensor of layout.length tokens), checked against STRUCTURES."""
+    tokens = torch.as_tensor(tokens).cpu().numpy().astype(np.int64)
+    if tokens.shape != (layout.length,) or layout.n_blocks != 4:
+        raise ValueError(f"expected one puzzle of {layout.length} tokens in 4 blocks, got shape {tokens.shape}")
+    markers = [int(tokens[layout.marker_position(k)]) for k in range(4)]
+    structure = STRUCTURE_OF_ANSWER_MARKER.get(markers[3])
+    if structure is None or markers != [MARKER_OF[half] for half in STRUCTURES[structure]]:
+        raise ValueError(f"block markers {markers} follow none of the structures")
+    grids = [tokens[layout.grid_slice(k)].reshape(layout.height, layout.width) for k in range(4)]
+    if any(((g < 0) | (g >= N_COLOURS)).any() for g in grids):
+        raise ValueError(f"a grid cell is not a colour 0..{N_COLOURS - 1}")
+    first_is_input = markers[0] in INPUT_MARKERS
+    return Puzzle(example_input=grids[0 if first_is_input else 1], example_output=grids[1 if first_is_input else 0],
+                  question=grids[2], answer=grids[3], question_is_input=markers[2] in INPUT_MARKERS,
+                  noisy=structure in NOISY_STRUCTURES)
+
+
+# --- every rectangle of a grid, and colour counts over its parts -----------------------------------
+
+class Geometry:
+    """Every rectangle of an h x w grid (any size), and masks of their parts' cells."""
+
+    def __init__(self, h: int, w: int):
+        self.h, self.w = h, w
+        self.rects = [Rect(r0, c0, r1, c1) for r0 in range(h) for r1 in range(r0 + 1, h + 1)
+                      for c0 in range(w) for c1 in range(c0 + 1, w + 1)]
+        self.coords = np.array([(r.r0, r.c0, r.r1, r.c1) for r in self.rects])
+        self.heights = self.coords[:, 2] - self.coords[:, 0]
+        self.widths = self.coords[:, 3] - self.coords[:, 1]
+        self.lookup = np.full((h + 1, w + 1, h + 1, w + 1), -1)  # [r0, c0, r1, c1] -> index
+        self.lookup[tuple(self.coords.T)] = np.arange(len(self.rects))
+        self._masks: dict = {}
+
+    def fitting(self, min_side: int, inset: int) -> np.ndarray:
+        """Indices of the rectangles `random_rect` can draw with these limits."""
+        r0, c0, r1, c1 = self.coords.T
+        ok = (np.minimum(self.heights, self.widths) >= min_side) & (self.heights * self.widths <= MAX_AREA)
+        ok &= (r0 >= inset) & (c0 >= inset) & (r1 <= self.h - inset) & (c1 <= self.w - inset)
+        return np.flatnonzero(ok)
+
+    def moved(self, task: str, rule: Rule, indices: np.ndarray) -> np.ndarray:
+        """Index of `last_moved` of each rectangle, -1 where it leaves the grid."""
+        if task not in ("translate", "grow"):
+            return indices
+        r0, c0, r1, c1 = self.coords[indices].T
+        if task == "translate":
+            (dr, dc) = rule.direction
+            r0, r1, c0, c1 = r0 + dr, r1 + dr, c0 + dc, c1 + dc
+        else:
+            d = 1 if rule.grow else -1
+            r0, c0, r1, c1 = r0 - d, c0 - d, r1 + d, c1 + d
+        inside = (r0 >= 0) & (c0 >= 0) & (r1 <= self.h) & (c1 <= self.w) & (r0 < r1) & (c0 < c1)
+        out = np.full(len(indices), -1)
+        out[inside] = self.lookup[r0[inside], c0[inside], r1[inside], c1[inside]]
+        return out
+
+    def masks(self, part) -> np.ndarray:
+        """(rectangles, h*w) float32: the cells of `part` of each rectangle (see `part_cells`)."""
+        if part not in self._masks:
+            masks = np.zeros((len(self.rects), self.h, self.w), dtype=np.float32)
+            for i, r in enumerate(self.rects):
+                cells = part_cells(part, r)
+                if cells is not None:
+                    masks[i][cells] = 1
+            self._masks[part] = masks.reshape(len(self.rects), -1)
+        return self._masks[part]
+
+
+def part_cells(part, r: Rect):
+    """Index of a part's cells in the grid: "full", "interior", ("mid", side), ("half", side) or
+    ("corners", corners) (the L marks); None for marks on a rectangle too thin to hold them."""
+    if part == "full":
+        return r.cells
+    if part == "interior":
+        return interior(r)
+    kind, arg = part
+    if kind == "mid":
+        return _mid_line(r, arg)
+    if kind == "half":
+        return _half(r, arg)
+    if min(r.r1 - r.r0, r.c1 - r.c0) < 2:
+        return None
+    return tuple(np.array(sorted(corner_cells(r, arg))).T)
+
+
+@cache
+def geometry(h: int, w: int) -> Geometry:
+    return Geometry(h, w)
+
+
+# --- how each rectangle is drawn, and its score -------------------------------------------------
+
+@dataclass(frozen=True)
+class Pattern:
+    """How a rule draws one rectangle: all its cells in `base`, then the cells of `part` in `over`
+    (colours, or OWN for the rectangle's own colour)."""
+    base: int | str
+    part: object = None
+    over: int | str | None = None
+    touches: int = -1  # contact outputs: drawn as sharing a side with rectangle 0 (1) or not (0)
+    own_shared: bool = False  # the own colour is drawn by other rectangles too (contact's rectangle 0)
+
+
+def patterns(task: str, rule: Rule, index: int, last: bool, is_input: bool) -> list[Pattern]:
+    """The ways rectangle `index` (the last one or not) is drawn in a pair's input or output."""
+    if task == "half_fill":
+        return [Pattern(OWN, ("half" if last and not is_input else "mid", rule.side), rule.extra)]
+    if task == "corners":
+        return [Pattern(0, ("corners", rule.corners), OWN) if is_input else Pattern(OWN)]
+    if is_input:
+        return [Pattern(OWN)]
+    if task == "replace_color" and index == 0:
+        return [Pattern(rule.extra)]
+    if task == "frame" and last:
+        return [Pattern(OWN, "interior", 0)]
+    if task == "detect" and index < 2:
+        return [Pattern(OWN, ("corners", ("tl",)), rule.extra)]
+    if task == "contact":
+        if index == 0:
+            return [Pattern(OWN, own_shared=True)]
+        return [Pattern(OWN, touches=0), Pattern(rule.colours[0], "interior", OWN, touches=1)]
+    return [Pattern(OWN)]
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Everything one rectangle index can be, best score first. The score is the change to the
+    distance from the grid that drawing it makes: its mismatching cells minus its nonzero cells."""
+    rect: np.ndarray  # geometry index of the hypothesis's rectangle
+    box: np.ndarray  # (k, 4) its r0, c0, r1, c1
+    moved_box: np.ndarray  # (k, 4) those of `last_moved` of it (the rectangle itself but for the last index)
+    colour: np.ndarray
+    touches: np.ndarray
+    score: np.ndarray
+    best: np.ndarray  # (N_COLOURS,) least score per colour, inf where none
+
+
+def free_colours(rule: Rule) -> list[int]:
+    """Colours a rectangle index the worked example does not show can have."""
+    return [c for c in range(1, N_COLOURS) if c not in rule.colours and c != rule.extra]
+
+
+# --- one grid, read as one half of a pair ----------------------------------------------------------
+
+class GridReading:
+    """A grid read as a pair's input (or output) under the rules of `task`: exactly, or scored for the
+    least distance. Holds its colour counts over every rectangle's parts, and each index's candidates."""
+
+    def __init__(self, task: str, grid: np.ndarray, is_input: bool, geo: Geometry, min_side: int, exact: bool):
+        self.task, self.grid, self.is_input, self.geometry, self.min_side, self.exact = task, grid, is_input, geo, min_side, exact
+        self.onehot = np.eye(N_COLOURS, dtype=np.float32)[grid.ravel()]
+        self.total = np.bincount(grid.ravel(), minlength=N_COLOURS)
+        self.nonzero = int((grid != 0).sum())
+        self._counts: dict = {}
+        self._candidates: dict = {}
+
+    def counts(self, part) -> np.ndarray:
+        """(rectangles, N_COLOURS): how many cells of each colour `part` of each rectangle holds."""
+        if part not in self._counts:
+            self._counts[part] = np.rint(self.geometry.masks(part) @ self.onehot).astype(np.int64)
+        return self._counts[part]
+
+    def matched(self, pattern: Pattern, scene: np.ndarray, own: np.ndarray) -> np.ndarray:
+        """(rectangles, colours): cells of each scene rectangle that show the pattern, per own colour."""
+        def column(colour):
+            return own if colour == OWN else np.full(len(own), colour)
+
+        matched = self.counts("full")[scene][:, column(pattern.base)]
+        if pattern.part is not None:
+            part = self.counts(pattern.part)[scene]
+            matched = matched - part[:, column(pattern.base)] + part[:, column(pattern.over)]
+        return matched
+
+    def candidates(self, rule: Rule, index: int, last: bool) -> Candidates:
+        """Scored candidates for rectangle `index`; when exact, only those drawn without a mismatch
+        that hold every cell of their own colour the grid shows."""
+        key = (rule, index, last)
+        if key not in self._candidates:
+            self._candidates[key] = self._score(rule, index, last)
+        return self._candidates[key]
+
+    def _score(self, rule: Rule, index: int, last: bool) -> Candidates:
+        geo = self.geometry
+        rects = geo.fitting(*rect_limits(self.task, rule, self.min_side, last))
+        moved = geo.moved(self.task, rule, rects) if last else rects
+        rects, moved = rects[moved >= 0], moved[moved >= 0]
+        scene = rects if self.is_input else moved
+        own = np.array([rule.colours[index]] if index < len(rule.colours) else free_colours(rule))
+        full = self.counts("full")[scene]
+        area = (geo.heights * geo.widths)[scene][:, None]
+        found = []
+        for pattern in patterns(self.task, rule, index, last, self.is_input):
+            matched = self.matched(pattern, scene, own)
+            keep = np.ones(matched.shape, dtype=bool)
+            if self.exact:
+                keep = (matched == area) & (pattern.own_shared | (full[:, own] == self.total[own]))
+            r, c = np.nonzero(keep)
+            found.append((rects[r], moved[r], own[c], np.full(len(r), pattern.touches), full[r, 0] - matched[r, c]))
+        rect, moved, colour, touches, score = (np.concatenate(x) for x in zip(*found))
+        order = np.argsort(score, kind="stable")
+        best = np.full(N_COLOURS, np.inf)
+        np.minimum.at(best, colour, score)
+        return Candidates(rect[order], geo.coords[rect[order]], geo.coords[moved[order]], colour[order],
+                          touches[order], score[order], best)
+
+
+# --- the search -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Hypothesis:
+    rule: Rule
+    rects: tuple[Rect, ...]
+    colours: tuple[int, ...]
+    distance: int  # Hamming distance of its half of the pair to the grid read
+
+
+def overlapping(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Rect.overlaps of each (r0, c0, r1, c1) row with one box."""
+    return (boxes[:, 0] < box[2]) & (box[0] < boxes[:, 2]) & (boxes[:, 1] < box[3]) & (box[1] < boxes[:, 3])
+
+
+def sharing_side(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Rect.shares_side of each row with one box."""
+    rows = np.minimum(boxes[:, 2], box[2]) - np.maximum(boxes[:, 0], box[0])
+    cols = np.minimum(boxes[:, 3], box[3]) - np.maximum(boxes[:, 1], box[1])
+    return (((rows > 0) & ((boxes[:, 3] == box[1]) | (box[3] == boxes[:, 1])))
+            | ((cols > 0) & ((boxes[:, 2] == box[0]) | (box[2] == boxes[:, 0]))))
+
+
+class Search:
+    """Depth-first branch and bound over the rectangles (index 0 first) of one pair with `n`
+    rectangles under `rule`: the hypotheses whose half of the pair is within `bound` of the grid read.
+    `bound` may be lowered while the search runs."""
+
+    def __init__(self, reading: GridReading, rule: Rule, n: int, bound: float):
+        self.reading, self.rule, self.n, self.bound = reading, rule, n, bound
+        self.options = [reading.candidates(rule, i, i == n - 1) for i in range(n)]
+
+    def least_distance(self) -> float:
+        """A lower bound on the distance of any of its hypotheses."""
+        return self.reading.nonzero + self._least_score(0, frozenset())
+
+    def _least_score(self, start: int, used: frozenset) -> float:
+        """Least total score of indices start.. : each known colour's best, plus the least best
+        scores of as many distinct unused colours as there are indices of unknown colour."""
+        known = len(self.rule.colours)
+        total = sum(self.options[i].best.min() for i in range(start, min(known, self.n)))
+        free = [self.options[i].best for i in range(max(start, known), self.n)]
+        if free:
+            per_colour = np.min(free, axis=0)
+            per_colour[list(used)] = np.inf
+            total += np.sort(per_colour)[: len(free)].sum()
+        return total
+
+    def hypotheses(self) -> Iterator[Hypothesis]:
+        yield from self._descend(0, (), 0, frozenset())
+
+    def _descend(self, index: int, picks: tuple, score: int, used: frozenset) -> Iterator[Hypothesis]:
+        if index == self.n:
+            yield from self._finish(picks, score)
+            return
+        options = self.options[index]
+        rest = self.reading.nonzero + score + self._least_score(index + 1, used)
+        ok = options.score <= self.bound - rest
+        if used:
+            ok &= ~np.isin(options.colour, list(used))
+        for picked, k in picks:  # no overlap between rectangles, nor with where the last one moves
+            for box in {tuple(picked.box[k]), tuple(picked.moved_box[k])}:
+                ok &= ~overlapping(options.box, np.array(box)) & ~overlapping(options.moved_box, np.array(box))
+        if picks and self.reading.task == "contact" and not self.reading.is_input:
+            first, k = picks[0]
+            ok &= (options.touches == sharing_side(options.box, first.box[k]))
+        for k in np.flatnonzero(ok):
+            if options.score[k] > self.bound - rest:
+                break  # the bound was lowered meanwhile, and the options are sorted by score
+            yield from self._descend(index + 1, picks + ((options, k),), score + int(options.score[k]),
+                                     used | {int(options.colour[k])})
+
+    def _finish(self, picks: tuple, score: int) -> Iterator[Hypothesis]:
+        rects = tuple(self.reading.geometry.rects[int(options.rect[k])] for options, k in picks)
+        if self.reading.task == "contact" and not any(rects[0].shares_side(r) for r in rects[1:]):
+            return
+        colours = tuple(int(options.colour[k]) for options, k in picks)
+        yield Hypothesis(self.rule, rects, colours, self.reading.nonzero + score)
+
+
+def closest(searches: list[Search], cells: int) -> tuple[int | None, list[Hypothesis]]:
+    """(least distance, all hypotheses at it) over the searches, by iterative deepening: each round
+    searches to a bound one higher than the last, so that no round explores far beyond the answer.
+    (None, []) when no hypothesis exists at any distance up to `cells`."""
+    least = min((search.least_distance() for search in searches), default=math.inf)
+    if least == math.inf:
+        return None, []
+    for bound in range(max(0, math.ceil(least)), cells + 1):
+        for search in searches:
+            search.bound = bound
+        found = [hyp for search in searches for hyp in search.hypotheses()]
+        if found:
+            return bound, found  # all at `bound`: the rounds before found none closer
+    return None, []
+
+
+# --- the oracle -------------------------------------------------------------------------------------
+
+def example_rules(task: str, puzzle: Puzzle, geo: Geometry, min_side: int) -> set[Rule]:
+    """The rules (with the colours the example shows, in index order) under which some rectangle
+    tuple draws the worked example's input and output exactly."""
+    reading = GridReading(task, puzzle.example_input, True, geo, min_side, exact=True)
+    extras = [int(c) for c in np.unique(puzzle.example_output) if c] if task in USES_EXTRA else [None]
+    rules = set()
+    for setting in SETTINGS.get(task, ({},)):
+        for extra in extras:
+            draft = Rule(extra=extra, **setting)
+            for n in rect_counts(task, geo.h, geo.w, min_side):
+                for hyp in Search(reading, draft, n, bound=0).hypotheses():
+                    _, out = pair_grids(task, draft, hyp.rects, hyp.colours, geo.h, geo.w)
+                    if (out == puzzle.example_output).all():
+                        rules.add(replace(draft, colours=hyp.colours))
+    return rules
+
+
+@dataclass(frozen=True)
+class Solution:
+    answers: set[bytes]  # each an (h, w) int64 grid's tobytes()
+    noise: float | None  # d*: cells of block 2 the kept hypotheses read as noise; None when none is kept
+
+
+def solve(tokens, task: str, layout: PuzzleLayout, limit: int | None = None) -> Solution:
+    """The valid answers of one puzzle (see the module docstring), and the noise they assume;
+    stops at `limit` answers (only once d* is known: noisy questions are searched to the end)."""
+    check_task(task)
+    puzzle = read_puzzle(tokens, layout)
+    h, w, min_side = layout.height, layout.width, min_side_for(layout)
+    geo = geometry(h, w)
+    reading = GridReading(task, puzzle.question, puzzle.question_is_input, geo, min_side, exact=not puzzle.noisy)
+    searches = [Search(reading, rule, n, bound=0)
+                for rule in example_rules(task, puzzle, geo, min_side) for n in rect_counts(task, h, w, min_side)]
+    if puzzle.noisy:
+        distance, kept = closest(searches, h * w)
+    else:
+        distance, kept = 0, (hyp for search in searches for hyp in search.hypotheses())
+    answers = set()
+    for hyp in kept:
+        inp, out = pair_grids(task, hyp.rule, hyp.rects, hyp.colours, h, w)
+        shown, answer = (inp, out) if puzzle.question_is_input else (out, inp)
+        assert (shown != puzzle.question).sum() == hyp.distance, f"{task}: scores disagree with the rule"
+        answers.add(answer.tobytes())
+        if limit is not None and len(answers) >= limit:
+            break
+    return Solution(answers, distance if answers else None)
+
+
+def valid_answers(tokens, task: str, layout: PuzzleLayout, limit: int | None = None) -> set[bytes]:
+    """The answer grids (np.int64 (h, w) .tobytes()) the puzzle allows; at most `limit` of them."""
+    return solve(tokens, task, layout, limit).answers
+
+
+def determined(puzzles, task: str, layout: PuzzleLayout) -> np.ndarray:
+    """(N,) bool over a (N, layout.length) batch: the puzzle allows exactly one answer."""
+    puzzles = torch.as_tensor(puzzles)
+    layout.check(puzzles, "determined")
+    return np.array([len(valid_answers(p, task, layout, limit=2)) == 1 for p in puzzles], dtype=bool)
+
+
+def is_degenerate(tokens, layout: PuzzleLayout) -> bool:
+    """The worked example's output equals its input, or block 2 equals the answer (as shown, noise
+    included: a noisy question hides that its pair is degenerate)."""
+    puzzle = read_puzzle(tokens, layout)
+    return bool((puzzle.example_input == puzzle.example_output).all() or (puzzle.question == puzzle.answer).all())

@@ -1,0 +1,75 @@
+"""Is this SAE an SAE of this model? Its explained variance and the share of the model's loss it
+recovers when spliced in, on the data a claim is measured on (metric definition version 1).
+
+- Explained variance: 1 - sum ||x - x_hat||^2 / sum ||x - mean x||^2 over every token (position) of
+  the data, x the hook's activation, x_hat = decode(encode(x)) by the SAE's own sae_lens forward, mean
+  x the mean activation vector over all tokens.
+- Loss recovered: (L_zero - L_splice) / (L_zero - L_clean), L the mean cross-entropy of the model's
+  next-token predictions over the positions its domain scores, with the hook zero-ablated (L_zero),
+  replaced by the SAE's reconstruction (L_splice), or untouched (L_clean). 1 is a perfect splice, 0
+  no better than deleting the hook.
+Both come with 95% cluster-bootstrap intervals that resample whole sequences (games, puzzles).
+These are sae_lens' usual definitions (its evals compute them from an ActivationsStore of a
+language-model dataset, which our subjects' games and puzzles are not), written here so the claims
+state and version exactly what they print.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from verify import stats
+from verify.interventions import Hook, sae_splice, zero_ablation
+
+DEFINITION_VERSION = 1
+
+
+@torch.inference_mode()
+def explained_variance(sae, acts: torch.Tensor, batch_size: int = 8192) -> stats.Estimate:
+    """acts (sequences, positions, d_in) -> explained variance, resampling sequences."""
+    flat = acts.reshape(-1, acts.shape[-1])
+    recon = torch.cat([sae(flat[i : i + batch_size]) for i in range(0, len(flat), batch_size)]).reshape(acts.shape)
+    x = acts.double()
+    per_sequence = np.concatenate([
+        np.full((len(x), 1), float(x.shape[1])),  # tokens
+        (x * x).sum((1, 2)).cpu().numpy()[:, None],  # sum ||x||^2
+        ((x - recon.double()) ** 2).sum((1, 2)).cpu().numpy()[:, None],  # sum ||x - x_hat||^2
+        x.sum(1).cpu().numpy(),  # sum x, a vector
+    ], axis=1)
+
+    def ev(totals: np.ndarray) -> np.ndarray:
+        n, sq, err, s = totals[..., 0], totals[..., 1], totals[..., 2], totals[..., 3:]
+        centred = sq - (s * s).sum(-1) / n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return 1 - err / centred
+
+    return stats.cluster_bootstrap(per_sequence, ev)
+
+
+def loss_recovered(losses: Callable[[list[Hook]], np.ndarray], hook: str, sae) -> stats.Estimate:
+    """`losses(hooks)` -> (sequences,) summed cross-entropy of each sequence's scored positions (all
+    sequences score the same number of positions) with `hooks` applied."""
+    clean, zero, spliced = losses([]), losses([zero_ablation(hook)]), losses([sae_splice(hook, sae)])
+    per_sequence = np.stack([clean, zero, spliced], -1)
+
+    def recovered(totals: np.ndarray) -> np.ndarray:
+        c, z, s = totals[..., 0], totals[..., 1], totals[..., 2]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (z - s) / (z - c)
+
+    return stats.cluster_bootstrap(per_sequence, recovered)
+
+
+@torch.inference_mode()
+def summed_cross_entropy(model, tokens: torch.Tensor, targets: torch.Tensor, logit_positions: slice | torch.Tensor,
+                         hooks: list[Hook], batch_size: int = 64) -> np.ndarray:
+    """(sequences,) sum over `logit_positions` of -log p(target) with `hooks` applied."""
+    out = []
+    for i in range(0, len(tokens), batch_size):
+        logits = model.run_with_hooks(tokens[i : i + batch_size], fwd_hooks=hooks)[:, logit_positions].float()
+        logp = torch.log_softmax(logits, -1).gather(-1, targets[i : i + batch_size, :, None])[..., 0]
+        out.append(-logp.double().sum(1))
+    return torch.cat(out).cpu().numpy()
