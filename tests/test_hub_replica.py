@@ -45,13 +45,14 @@ def replica_manifest(tmp_path: Path, root: Path) -> Path:
 
 def test_culture_manifest_on_a_local_replica_runs_every_claim(pytester, tmp_path, hub_replica):
     """The replica has random weights, so each culture claim executes and fails (a negative
-    control for F1, F2 and F5): nothing is solved, so nothing can be broken or restored."""
+    control for F1, F2 and F5): nothing is solved, so the ablation and splice claims fail on the
+    competence they rest on."""
     path = replica_manifest(tmp_path, hub_replica)
     result = run(pytester, str(ROOT / "claims" / "test_culture.py"), "--subject-file", str(path),
                  "--subject", "culture-gpt-0-replica", "--device", "cpu")
     result.assert_outcomes(failed=3)
-    result.stdout.fnmatch_lines(["*FAIL solved rate contact = 0.0000*", "*FAIL broken by zeroing blocks.8.hook_mlp_out: contact*",
-                                 "*FAIL restored by the mlp8 splice = nan*", "*claims executed: 3 (0 held, 3 failed)*"])
+    result.stdout.fnmatch_lines(["*FAIL solved rate contact (determined puzzles: *) = 0.0000*", "*FAIL precondition: solved rate contact (determined puzzles) = 0.0000*",
+                                 "*claims executed: 3 (0 held, 3 failed)*"])
 
 
 def test_hub_subjects_are_listed_as_skipped_offline(pytester, tmp_path):

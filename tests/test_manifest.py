@@ -106,7 +106,7 @@ def test_sae_folder_with_corrupt_config_is_named(tmp_path):
     ("edit", "message"),
     [
         (lambda t: t.replace('tasks = ["contact"', 'tasks = ["contakt"'), r"\[claims.solved_rate\]: unknown task 'contakt'"),
-        (lambda t: t.replace("min_rate_by_task = { contact", "min_rate_by_task = { contakt"), r"\[claims.solved_rate\]: unknown task 'contakt'"),
+        (lambda t: re.sub(r"min_rate_by_task = \{ ?contact", "min_rate_by_task = { contakt", t), r"\[claims.solved_rate\]: unknown task 'contakt'"),
         (lambda t: t.replace('tasks = ["contact", ', 'tasks = [1, '), r"\[claims.solved_rate\] tasks: expected str, got 1"),
         (lambda t: re.sub(r'(\[claims.ablation_breaks_one_task\][^[]*?\ntask = )"\w+"', r'\1"recolour"', t),
          r"\[claims.ablation_breaks_one_task\]: unknown task 'recolour'"),

@@ -95,16 +95,15 @@ def resolve_claims(m: Manifest, shape: Shape, strict: bool) -> Manifest:
     """m with the parameters of every claim table whose claim is registered, each checked against
     the subject's shape (hooks, SAE names, feature and neuron indices)."""
     claims = dict(m.claims)
+    unknown = [name for name in m.claim_tables if registry.get_claim(name) is None]
+    if strict and unknown:  # first: a misspelt table name explains the errors it would cause elsewhere
+        raise ManifestError(f"{m.where(f'[claims.{unknown[0]}]')}: unknown claim (registered: {', '.join(sorted(registry.claims()))}); "
+                            "a claim is registered by verify.register_claim in a conftest.py, a collected test module, "
+                            "or a package's `verify.claims` entry point")
     for name in m.claim_tables:
-        if name in claims:
+        if name in claims or name in unknown:
             continue
         claim = registry.get_claim(name)
-        if claim is None:
-            if strict:
-                raise ManifestError(f"{m.where(f'[claims.{name}]')}: unknown claim (registered: {', '.join(sorted(registry.claims()))}); "
-                                    "a claim is registered by verify.register_claim in a conftest.py, a collected test module, "
-                                    "or a package's `verify.claims` entry point")
-            continue
         params = parse_claim(m, claim)
         where = m.where(f"[claims.{name}]")
         problems = check_values(params, where) + check_params(params, shape, where) + missing_foundations(m, claim, params)

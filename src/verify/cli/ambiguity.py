@@ -1,14 +1,6 @@
-"""Contact puzzles whose answer the puzzle does not determine, on grids that allow 2-cell rectangles.
+"""Count contact puzzles whose answer the puzzle does not determine (verify.culture.ambiguity says why).
 
     verify ambiguity [--size 6] [--n 600] [--seed 5]
-
-In structures 1 and 3 the answer is a pair's *input*, to be read back from its output. A rectangle
-two cells thick that touches rectangle 0 is all border, so the rule paints all of it in rectangle
-0's colour and the two merge into one region. When another valid input (a different tiling of the
-region, another piece as rectangle 0, or the colours swapped among the merged pieces) gives the same
-output, the puzzle has more than one right answer and a model can only guess. With the real grid's
-minimum side of 3 every rectangle keeps an interior and this cannot happen. The count is a lower
-bound on ambiguity: it varies only the merged region.
 """
 
 from __future__ import annotations

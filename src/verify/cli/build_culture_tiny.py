@@ -25,7 +25,7 @@ from verify.culture.data import TASKS
 from verify.culture.tasks import generate_task
 from verify.culture import findings as f
 from verify.subjects import load_subject, read_manifest
-from verify.cli import discover_culture
+from verify.cli import discover_culture, fidelity_floors
 from verify.cli import train_culture_model as culture_model
 from verify.cli.checkpoint import build_command
 from verify.cli.manifest_tables import update_manifest
@@ -50,9 +50,10 @@ TOP = {"name": "culture-tiny", "domain": "culture",
        "description": "4-layer, 128-wide puzzle GPT on generated 6x6 puzzles of the eight world tasks"}
 
 
-def solved_bounds(solved: dict, n: int) -> dict[str, float]:
-    """task -> lower bound for the tasks that are claimed (POLICY)."""
-    bounds = {t: e.value - max(POLICY["solved_rate_slack"], POLICY["standard_errors"] * stats.rate_difference_se(e.value, n))
+def solved_bounds(solved: dict, n: int | dict) -> dict[str, float]:
+    """task -> lower bound for the tasks that are claimed (POLICY); n: puzzles counted (per task)."""
+    count = (lambda t: n[t]) if isinstance(n, dict) else (lambda t: n)  # noqa: E731
+    bounds = {t: e.value - max(POLICY["solved_rate_slack"], POLICY["standard_errors"] * stats.rate_difference_se(e.value, count(t)))
               for t, e in solved.items()}
     return {t: round(b, 4) for t, b in bounds.items() if b > POLICY["min_claimed_rate"]}
 
@@ -89,47 +90,55 @@ def train_splice_sae(subject, hook: str, device: str) -> dict:
                      l1_coefficient=SAE["l1_coefficient"], training_tokens=SAE["training_tokens"], seed=SAE["seed"], device=device)
 
 
-def build(device: str, minutes: float, skip_model: bool) -> None:
+def build(device: str, minutes: float, skip_model: bool, claims_only: bool = False) -> None:
     if not skip_model:
         culture_model.train(OUT, device, minutes)
-    write_header()
-    subject = load_subject(read_manifest(MANIFEST), device)
+    if not claims_only:
+        write_header()
+    subject = load_subject(read_manifest(MANIFEST, strict=False), device)
     table = discover_culture.sweep(subject)
     hook, task, rate, other = discover_culture.most_selective(table)
     log(f"most selective: zeroing {hook} breaks {rate:.3f} of {task}, at most {other:.3f} of any other task")
 
     name = sae_name(hook)
-    summary = train_splice_sae(subject, hook, device)
-    log(f"SAE on {hook}: {summary}")
-    folder = OUT / f"sae-{name}"
-    record = json.loads((OUT / "training.json").read_text())
-    update_manifest(MANIFEST, {
-        "training": training_table(record, sae_config=json.dumps(SAE), sae_summary=json.dumps(summary)),
-        f"saes.{name}": {"loader": "sae_lens", "hook": hook, "path": f"../culture-tiny/sae-{name}",
-                         "sha256": {"cfg.json": sources.sha256_of(folder / "cfg.json"),
-                                    "sae_weights.safetensors": sources.sha256_of(folder / "sae_weights.safetensors")}}})
+    if claims_only:
+        if name not in subject.manifest.saes:
+            raise SystemExit(f"the sweep now picks {hook}, which has no SAE yet: rebuild without --claims-only")
+    else:
+        summary = train_splice_sae(subject, hook, device)
+        log(f"SAE on {hook}: {summary}")
+        folder = OUT / f"sae-{name}"
+        record = json.loads((OUT / "training.json").read_text())
+        update_manifest(MANIFEST, {
+            "training": training_table(record, sae_config=json.dumps(SAE), sae_summary=json.dumps(summary)),
+            f"saes.{name}": {"loader": "sae_lens", "hook": hook, "path": f"../culture-tiny/sae-{name}",
+                             "sha256": {"cfg.json": sources.sha256_of(folder / "cfg.json"),
+                                        "sae_weights.safetensors": sources.sha256_of(folder / "sae_weights.safetensors")}}})
+        fidelity_floors.main([str(MANIFEST), "--device", device, "--write"])
 
     subject = load_subject(read_manifest(MANIFEST), device)
     n = DATA["size"]
     solved = f.measure_solved_rate(subject, f.SolvedRate(min_rate=0.0), "selection")
-    bounds = solved_bounds(solved, n)
+    bounds = solved_bounds({t: r.rate for t, r in solved.items()}, {t: r.counted for t, r in solved.items()})
     splice = f.measure_splice(subject, f.SAESpliceRestores(name, task, 0.0, 1.0), "selection")
     if splice.n_broken == 0:
         raise SystemExit(f"zeroing {hook} breaks no {task} puzzle on the selection split: no splice claim can be made")
     change = max(abs(e.value) for e in splice.clean_change.values())
     width = max(e.hi - e.lo for e in splice.clean_change.values())
-    ablation, ablation_comment = discover_culture.claim_table(hook, task, rate, other, n)
+    ablation, ablation_comment = discover_culture.claim_table(hook, task, rate, other, min(r.counted for r in solved.values()))
+    ablation["puzzles"] = "determined"
     not_learned = ", ".join(t for t in TASKS if t not in bounds) or "none"
     update_manifest(MANIFEST, {
         "claims.solved_rate": {"tasks": list(bounds), "min_rate": round(min(bounds.values()), 4), "min_rate_by_task": bounds,
-                               "max_rate": 1.0},
+                               "max_rate": 1.0, "puzzles": "determined"},
         "claims.ablation_breaks_one_task": ablation,
         "claims.sae_splice_restores": {"sae": name, "task": task,
                                        "min_restored": round(splice.restored.value * POLICY["min_restored_fraction_of_selection"], 4),
-                                       "max_clean_change": round(change + width, 4)},
+                                       "max_clean_change": round(change + width, 4), "puzzles": "determined"},
     }, comments={
         "claims.solved_rate": "written by `verify build-culture-tiny` from the selection split; thresholds follow its POLICY\n"
-                              f"selection split ({n} puzzles per task): " + " ".join(f"{t}={e.value:.3f}" for t, e in solved.items())
+                              f"selection split (determined puzzles of {n} per task): "
+                              + " ".join(f"{t}={r.rate.value:.3f} ({r.counted})" for t, r in solved.items())
                               + f"\nnot learned (left out): {not_learned}",
         "claims.ablation_breaks_one_task": ablation_comment,
         "claims.sae_splice_restores": f"selection split: {round(splice.restored.value * splice.n_broken)} of {splice.n_broken} "

@@ -37,7 +37,10 @@ othello-tiny: an Othello-GPT and SAE trained by this repository (README: "Embedd
 Rebuilt by `verify build-othello-tiny`, which rewrites the tables it owns and keeps any other."""
 
 
-def build(device: str, minutes: float, skip_model: bool) -> None:
+def build(device: str, minutes: float, skip_model: bool, claims_only: bool = False) -> None:
+    if claims_only:
+        discover_othello.write_claims(MANIFEST, discover_othello.discover(MANIFEST, device))
+        return
     if not skip_model:
         othello_model.train(OUT, device, minutes)
     model = load_hooked_transformer(OUT / "model.safetensors", OUT / "model_config.json", device)

@@ -49,11 +49,14 @@ def train_command(doc: str, default_out: Path, train: Callable[..., None], argv:
     train(args.out, resolve_device(args.device), args.minutes, *([args.from_stage] if stages > 1 else []))
 
 
-def build_command(doc: str, out: Path, build: Callable[[str, float, bool], None], argv: list[str] | None = None) -> None:
-    """`--device --minutes --skip-model` -> build(device, minutes, skip_model) for a subject built in `out`."""
+def build_command(doc: str, out: Path, build: Callable[[str, float, bool, bool], None], argv: list[str] | None = None) -> None:
+    """`--device --minutes --skip-model --claims-only` -> build(device, minutes, skip_model, claims_only)."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")
     parser.add_argument("--minutes", type=float, default=90.0, help="time budget for model training")
     parser.add_argument("--skip-model", action="store_true", help=f"reuse the trained model in {out}")
+    parser.add_argument("--claims-only", action="store_true",
+                        help="reuse the trained model and SAE; re-measure on the selection split and rewrite the claims "
+                             "(after a change of definitions)")
     args = parser.parse_args(argv)
-    build(resolve_device(args.device), args.minutes, args.skip_model)
+    build(resolve_device(args.device), args.minutes, args.skip_model or args.claims_only, args.claims_only)

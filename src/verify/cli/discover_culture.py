@@ -29,11 +29,12 @@ POLICY = {"min_broken_fraction_of_selection": 0.5, "other_slack": 0.02, "standar
 
 
 def sweep(subject) -> dict[str, dict[str, float]]:
-    """hook -> task -> broken rate on the selection split."""
+    """hook -> task -> broken rate on the selection split's determined puzzles."""
     table = {}
     hooks = [f"blocks.{layer}.{name}" for layer in range(subject.model.cfg.n_layers) for name in ("hook_attn_out", "hook_mlp_out")]
     for i, hook in enumerate(hooks):
-        table[hook] = {task: float(f.broken_by(subject, task, [zero_ablation(hook)], "selection").mean()) for task in TASKS}
+        table[hook] = {task: float(f.broken_by(subject, task, [zero_ablation(hook)], "selection")[f.counted(subject, task, "selection", "determined")].mean())
+                       for task in TASKS}
         row = " ".join(f"{t}={r:.2f}" for t, r in table[hook].items())
         print(f"[{i + 1}/{len(hooks)}] {hook}: {row}", file=sys.stderr, flush=True)
     return table
@@ -55,7 +56,8 @@ def claim_table(hook: str, task: str, rate: float, other: float, n: int) -> tupl
     slack = max(POLICY["other_slack"], POLICY["standard_errors"] * stats.rate_difference_se(other, n))
     values = {"hook": hook, "task": task, "min_broken": round(rate * POLICY["min_broken_fraction_of_selection"], 4),
               "max_broken_other": round(other + slack, 4)}
-    return values, f"discover-culture on the selection split ({n} puzzles per task): {task} {rate:.3f}, highest other task {other:.3f}"
+    return values, (f"discover-culture on the selection split: {task} {rate:.3f}, highest other task {other:.3f} "
+                    f"(standard errors for {n} puzzles, the fewest any task counts)")
 
 
 def write_claim(manifest: Path, hook: str, task: str, rate: float, other: float, n: int) -> None:

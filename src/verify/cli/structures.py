@@ -1,19 +1,14 @@
-"""Solved rate per block structure: which of the four block orders a model gets right.
+"""A culture subject's solved rates, and its share of undetermined puzzles, per block structure
+(verify.culture.structures says what the structures are and why they matter).
 
     verify structures fixtures/subjects/culture-tiny.toml [--split confirmation]
-
-The answer block's marker names the structure (tasks.STRUCTURES). In structures 0 and 2 the answer
-is a pair's output, which the task's rule determines; in 1 and 3 it is a pair's input, read back
-from its output, which on grids below 8x8 can have more than one valid answer
-(verify.culture.ambiguity). A task solved well in 0 and 2 but not in 1 and 3 is limited by its
-puzzles, not by the model.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from verify.culture.structures import solved_by_structure
+from verify.culture.structures import solved_by_structure, undetermined_by_structure
 from verify.subjects import load_subject, read_manifest
 
 
@@ -28,6 +23,10 @@ def main(argv: list[str] | None = None) -> None:
           "the answer is an output in 0 and 2, an input in 1 and 3")
     for task, row in solved_by_structure(subject, args.split).items():
         print(f"{task:>13}  " + "  ".join(f"s{s} {e.value:.2f} [{e.lo:.2f}, {e.hi:.2f}] ({n})" for s, (e, n) in row.items()))
+    print("share of puzzles whose worked example allows more than one answer, or shows a degenerate pair "
+          "(verify.culture.oracle), per structure")
+    for task, row in undetermined_by_structure(subject, args.split).items():
+        print(f"{task:>13}  " + "  ".join(f"s{s} {share:.3f}" for s, share in row.items()))
 
 
 if __name__ == "__main__":

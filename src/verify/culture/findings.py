@@ -1,6 +1,10 @@
 """Culture-puzzle findings F1, F2, F5: parameters, measurements, checks.
 
 "Solved" means every answer cell's teacher-forced argmax is right (= greedy generation is right).
+Rates are taken, by default (`puzzles = "determined"`, metric version 2), on the puzzles whose
+worked example allows exactly one answer and shows no degenerate pair (verify.culture.oracle): on
+an undetermined puzzle an exact-match verdict, and so "broken" or "restored", is partly a coin flip.
+`puzzles = "all"` counts every puzzle (version 1's definition).
 "Broken by ablation" means solved by the clean model and not solved with the hook zeroed; its rate
 is over all puzzles of the task, as in the notebook (6/100 contact puzzles). Intervals resample
 puzzles.
@@ -21,9 +25,16 @@ from verify.culture.layout import PuzzleLayout
 from verify.interventions import sae_splice, shuffled_decoder, zero_ablation
 from verify.params import Count, Fraction, Hook, Range, SAEName
 from verify.registry import Claim, DataSource, register_claim, register_source
-from verify.verdicts import Check, Note
+from verify.culture import oracle
+from verify.verdicts import Check, Note, point
 
 SHUFFLE_SEED = 0  # seeds the decoder permutation of the splice claim's baseline
+PUZZLE_SETS = ("determined", "all")
+
+
+def check_puzzle_set(name: str) -> None:
+    if name not in PUZZLE_SETS:
+        raise ValueError(f"puzzles must be one of {', '.join(PUZZLE_SETS)}, got {name!r}")
 
 
 @dataclass(frozen=True)
@@ -51,8 +62,10 @@ class SolvedRate:
     max_rate: Fraction = 1.0
     tasks: tuple[str, ...] = ()  # default: every task
     min_rate_by_task: Annotated[dict[str, float], Range(0.0, 1.0)] = field(default_factory=dict)  # task -> its own lower bound, instead of min_rate
+    puzzles: str = "determined"  # which puzzles the rates count: "determined" or "all"
 
     def __post_init__(self) -> None:
+        check_puzzle_set(self.puzzles)
         for task in (*self.tasks, *self.min_rate_by_task):
             culture_data.check_task(task)
         unused = [t for t in self.min_rate_by_task if self.tasks and t not in self.tasks]
@@ -69,8 +82,10 @@ class AblationBreaksOneTask:
     task: str
     min_broken: Fraction  # a: task's broken fraction must reach this
     max_broken_other: Fraction  # b: every other task's broken fraction must stay below this
+    puzzles: str = "determined"  # which puzzles the rates count: "determined" or "all"
 
     def __post_init__(self) -> None:
+        check_puzzle_set(self.puzzles)
         culture_data.check_task(self.task)
 
 
@@ -81,8 +96,10 @@ class SAESpliceRestores:
     min_restored: Fraction  # c
     max_clean_change: Fraction  # d: |solved rate with splice - clean solved rate| per task
     min_cases: Count = 20  # ablation-broken puzzles needed for a restored fraction; fewer: not measurable
+    puzzles: str = "determined"  # which puzzles the rates count: "determined" or "all"
 
     def __post_init__(self) -> None:
+        check_puzzle_set(self.puzzles)
         culture_data.check_task(self.task)
 
 
@@ -121,14 +138,63 @@ def rate(flags: np.ndarray) -> stats.Estimate:
     return stats.ratio_estimate(flags.astype(float), np.ones(len(flags)))
 
 
+def counted(subject, task: str, which: str, puzzle_set: str) -> np.ndarray:
+    """(N,) bool: the puzzles a rate counts. "determined": one valid answer, no degenerate pair."""
+    tokens = puzzles(subject, task, which)
+    if puzzle_set == "all":
+        return np.ones(len(tokens), dtype=bool)
+
+    def find() -> np.ndarray:
+        grid = layout(subject)
+        rows = tokens.cpu().numpy()
+        return oracle.determined(rows, task, grid) & ~np.array([oracle.is_degenerate(row, grid) for row in rows], dtype=bool)
+
+    return subject.data(("determined", task, which), find)
+
+
+def solved_any_valid(subject, task: str, which: str) -> np.ndarray:
+    """(N,) bool: the model's answer is one the worked example allows. By the teacher-forcing
+    argument, greedy generation yields answer a iff the argmax is right at every cell with a in place."""
+    flags = verdicts(subject, task, which=which).copy()
+    tokens, grid = puzzles(subject, task, which), layout(subject)
+    for i in np.flatnonzero(~flags & ~counted(subject, task, which, "determined")):
+        for answer in oracle.valid_answers(tokens[i].numpy(), task, grid):
+            other = tokens[i].clone()
+            other[grid.answer_slice] = torch.from_numpy(np.frombuffer(answer, dtype=np.int64).copy())
+            if teacher_forced_verdicts(subject.model, other[None], grid)[0]:
+                flags[i] = True
+                break
+    return flags
+
+
 # --- F5 -------------------------------------------------------------------------------------------
 
-def measure_solved_rate(subject, p: SolvedRate, which: str = "confirmation") -> dict[str, stats.Estimate]:
-    return {task: rate(verdicts(subject, task, which=which)) for task in (p.tasks or culture_data.TASKS)}
+@dataclass(frozen=True)
+class TaskSolved:
+    rate: stats.Estimate  # on the counted puzzles
+    counted: int
+    excluded_share: float  # undetermined or degenerate puzzles
+    rate_all: stats.Estimate  # exact match on every puzzle
+    rate_any_valid: stats.Estimate  # any answer the worked example allows, on every puzzle
 
 
-def judge_solved_rate(rates: dict[str, stats.Estimate], p: SolvedRate) -> list:
-    return [Check(f"solved rate {task}", r, p.lower_bound(task), p.max_rate) for task, r in rates.items()]
+def measure_solved_rate(subject, p: SolvedRate, which: str = "confirmation") -> dict[str, TaskSolved]:
+    out = {}
+    for task in p.tasks or culture_data.TASKS:
+        flags, mask = verdicts(subject, task, which=which), counted(subject, task, which, p.puzzles)
+        out[task] = TaskSolved(rate(flags[mask]), int(mask.sum()), float(1 - mask.mean()), rate(flags),
+                               rate(solved_any_valid(subject, task, which)))
+    return out
+
+
+def judge_solved_rate(rates: dict[str, TaskSolved], p: SolvedRate) -> list:
+    checks = []
+    for task, r in rates.items():
+        checks += [Check(f"solved rate {task} ({p.puzzles} puzzles: {r.counted})", r.rate, p.lower_bound(task), p.max_rate),
+                   Note(f"{task}: share of puzzles undetermined or degenerate", point(r.excluded_share)),
+                   Note(f"{task}: exact-match solved rate on all puzzles", r.rate_all),
+                   Note(f"{task}: solved rate accepting any answer the worked example allows", r.rate_any_valid)]
+    return checks
 
 
 # --- F1 -------------------------------------------------------------------------------------------
@@ -140,7 +206,8 @@ def broken_by(subject, task: str, hooks, which: str = "confirmation") -> np.ndar
 
 def measure_ablation(subject, p: AblationBreaksOneTask, which: str = "confirmation") -> dict[str, stats.Estimate]:
     culture_data.check_task(p.task)
-    return {task: rate(broken_by(subject, task, [zero_ablation(p.hook)], which)) for task in culture_data.TASKS}
+    return {task: rate(broken_by(subject, task, [zero_ablation(p.hook)], which)[counted(subject, task, which, p.puzzles)])
+            for task in culture_data.TASKS}
 
 
 def judge_ablation(broken: dict[str, stats.Estimate], p: AblationBreaksOneTask) -> list:
@@ -165,13 +232,14 @@ class Splice:
 def measure_splice(subject, p: SAESpliceRestores, which: str = "confirmation") -> Splice:
     hook = subject.manifest.saes[p.sae].hook
     splice = [sae_splice(hook, subject.saes[p.sae])]
-    broken = broken_by(subject, p.task, [zero_ablation(hook)], which)
+    broken = broken_by(subject, p.task, [zero_ablation(hook)], which) & counted(subject, p.task, which, p.puzzles)
     if broken.sum() < p.min_cases:
         raise ValueError(f"zeroing {hook} breaks {int(broken.sum())} {p.task} puzzles (min_cases {p.min_cases}): too few to say what a splice restores")
     spliced = {task: verdicts(subject, task, splice, which) for task in culture_data.TASKS}
     change = {}
     for task in culture_data.TASKS:
-        clean, with_splice = verdicts(subject, task, which=which), spliced[task]
+        mask = counted(subject, task, which, p.puzzles)
+        clean, with_splice = verdicts(subject, task, which=which)[mask], spliced[task][mask]
         diff = np.stack([with_splice.astype(float) - clean.astype(float), np.ones(len(clean))], -1)
         change[task] = stats.cluster_bootstrap(diff, stats.ratio)
     null = verdicts(subject, p.task, [sae_splice(hook, shuffled_decoder(subject.saes[p.sae], SHUFFLE_SEED))], which)
@@ -199,7 +267,8 @@ def competence(subject, task: str) -> list:
     """The solved rate of `task` that an ablation or splice claim on it rests on, against the
     manifest's solved_rate bound for that task."""
     bounds = subject.manifest.claims["solved_rate"]
-    return [Check(f"precondition: solved rate {task}", rate(verdicts(subject, task)), bounds.lower_bound(task), bounds.max_rate)]
+    flags = verdicts(subject, task)[counted(subject, task, "confirmation", bounds.puzzles)]
+    return [Check(f"precondition: solved rate {task} ({bounds.puzzles} puzzles)", rate(flags), bounds.lower_bound(task), bounds.max_rate)]
 
 
 def sae_fidelity(subject, sae_name: str, task: str) -> list:
@@ -232,11 +301,11 @@ def splice_preconditions(subject, p: SAESpliceRestores) -> list:
     return competence(subject, p.task) + sae_fidelity(subject, p.sae, p.task)
 
 
-register_claim(Claim("solved_rate", "culture", SolvedRate, measure_solved_rate, judge_solved_rate, version=1,
+register_claim(Claim("solved_rate", "culture", SolvedRate, measure_solved_rate, judge_solved_rate, version=2,
                      summary="F5: the model solves each task's puzzles (whole answer grid right)"))
-register_claim(Claim("ablation_breaks_one_task", "culture", AblationBreaksOneTask, measure_ablation, judge_ablation, version=1,
+register_claim(Claim("ablation_breaks_one_task", "culture", AblationBreaksOneTask, measure_ablation, judge_ablation, version=2,
                      summary="F1: zeroing one hook breaks one task's puzzles and (almost) no other task's",
                      preconditions=ablation_preconditions, rests_on=("solved_rate",)))
-register_claim(Claim("sae_splice_restores", "culture", SAESpliceRestores, measure_splice, judge_splice, version=1,
+register_claim(Claim("sae_splice_restores", "culture", SAESpliceRestores, measure_splice, judge_splice, version=2,
                      summary="F2: splicing in the SAE's reconstruction restores the puzzles the ablation broke",
                      preconditions=splice_preconditions, rests_on=("solved_rate",)))

@@ -40,3 +40,14 @@ def solved_by_structure(subject, split: str) -> dict[str, dict[int, tuple]]:
         structures = structure_of(f.puzzles(subject, task, split), f.layout(subject))
         table[task] = {s: (f.rate(flags[structures == s]), int((structures == s).sum())) for s in range(len(STRUCTURES))}
     return table
+
+
+def undetermined_by_structure(subject, split: str) -> dict[str, dict[int, float]]:
+    """task -> structure -> share of puzzles that are undetermined or degenerate (verify.culture.oracle)."""
+    table = {}
+    for task in TASKS:
+        counted = f.counted(subject, task, split, "determined")
+        structures = structure_of(f.puzzles(subject, task, split), f.layout(subject))
+        table[task] = {s: float(1 - counted[structures == s].mean()) if (structures == s).any() else float("nan")
+                       for s in range(len(STRUCTURES))}
+    return table
