@@ -30,6 +30,14 @@ def read_manifest(path: Path, strict: bool = True) -> Manifest:
     return resolve_claims(manifest, check_files(manifest), strict)
 
 
+def read_structure(path: Path) -> Manifest:
+    """A manifest's model, SAEs and data, checked, with its claims left unresolved: what a tool that
+    (re)writes the claims loads (the claims it replaces need not be valid)."""
+    manifest = load_manifest(path)
+    check_files(manifest)
+    return manifest
+
+
 def check_files(m: Manifest) -> Shape:
     """Local files exist, loaders are known, SAE hooks exist in the model and fit its widths.
     Returns what is known of the subject's shape without its weights."""

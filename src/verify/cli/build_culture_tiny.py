@@ -24,7 +24,7 @@ from verify import sources, stats
 from verify.culture.data import TASKS
 from verify.culture.tasks import generate_task
 from verify.culture import findings as f
-from verify.subjects import load_subject, read_manifest
+from verify.subjects import load_subject, read_structure
 from verify.cli import discover_culture, fidelity_floors
 from verify.cli import train_culture_model as culture_model
 from verify.cli.checkpoint import build_command
@@ -95,7 +95,7 @@ def build(device: str, minutes: float, skip_model: bool, claims_only: bool = Fal
         culture_model.train(OUT, device, minutes)
     if not claims_only:
         write_header()
-    subject = load_subject(read_manifest(MANIFEST, strict=False), device)
+    subject = load_subject(read_structure(MANIFEST), device)
     table = discover_culture.sweep(subject)
     hook, task, rate, other = discover_culture.most_selective(table)
     log(f"most selective: zeroing {hook} breaks {rate:.3f} of {task}, at most {other:.3f} of any other task")
@@ -114,9 +114,8 @@ def build(device: str, minutes: float, skip_model: bool, claims_only: bool = Fal
             f"saes.{name}": {"loader": "sae_lens", "hook": hook, "path": f"../culture-tiny/sae-{name}",
                              "sha256": {"cfg.json": sources.sha256_of(folder / "cfg.json"),
                                         "sae_weights.safetensors": sources.sha256_of(folder / "sae_weights.safetensors")}}})
-        fidelity_floors.main([str(MANIFEST), "--device", device, "--write"])
 
-    subject = load_subject(read_manifest(MANIFEST), device)
+    subject = load_subject(read_structure(MANIFEST), device)
     n = DATA["size"]
     solved = f.measure_solved_rate(subject, f.SolvedRate(min_rate=0.0), "selection")
     bounds = solved_bounds({t: r.rate for t, r in solved.items()}, {t: r.counted for t, r in solved.items()})
@@ -145,6 +144,8 @@ def build(device: str, minutes: float, skip_model: bool, claims_only: bool = Fal
                                       f"ablation-broken {task} puzzles restored; largest |splice - clean| = {change:.4f},\n"
                                       f"largest 95% interval width of a task's change = {width:.4f}; max_clean_change is their sum",
     })
+    if not claims_only:  # a new SAE: its fidelity floors, measured through the claims that read it
+        fidelity_floors.main([str(MANIFEST), "--device", device, "--write"])
     log(f"wrote {MANIFEST}")
 
 

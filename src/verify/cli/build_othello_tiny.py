@@ -19,7 +19,7 @@ import torch
 from verify import sources
 from verify.othello import rules as othello
 from verify.loaders import load_hooked_transformer
-from verify.cli import discover_othello
+from verify.cli import discover_othello, fidelity_floors
 from verify.cli import train_othello_model as othello_model
 from verify.cli.checkpoint import build_command
 from verify.cli.manifest_tables import update_manifest
@@ -62,6 +62,7 @@ def build(device: str, minutes: float, skip_model: bool, claims_only: bool = Fal
                      "sae_config": json.dumps(SAE), "sae_summary": json.dumps(summary)},
     })
     discover_othello.write_claims(MANIFEST, discover_othello.discover(MANIFEST, device))
+    fidelity_floors.main([str(MANIFEST), "--device", device, "--write"])  # the new SAE's floors, through the claims
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,7 +21,7 @@ from verify.culture.data import TASKS
 from verify.cli.manifest_tables import update_manifest
 from verify.culture import findings as f
 from verify.interventions import zero_ablation
-from verify.subjects import load_subject, read_manifest
+from verify.subjects import load_subject, read_structure
 
 # min_broken: half the selection rate; max_broken_other: the highest other rate plus the larger of
 # other_slack and `standard_errors` standard errors of a rate difference between two splits
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--write", action="store_true", help="write the most selective pair into the manifest")
     args = parser.parse_args(argv)
-    subject = load_subject(read_manifest(args.manifest), args.device)
+    subject = load_subject(read_structure(args.manifest), args.device)
     hook, task, rate, other = most_selective(sweep(subject))
     print(f"most selective: zeroing {hook} breaks {rate:.3f} of {task}, at most {other:.3f} of any other task", file=sys.stderr)
     if args.write:

@@ -24,7 +24,7 @@ from verify.activations import hook_activations, sae_feature_acts
 from verify.cli.manifest_tables import update_manifest
 from verify.othello import findings as f
 from verify.othello import probe
-from verify.subjects import load_subject, read_manifest
+from verify.subjects import load_subject, read_structure
 
 POLICY = {
     "correlation_band": 0.1,  # confirmation r must lie within +-0.1 of the selection r
@@ -71,7 +71,7 @@ def best_neuron_move(acts: torch.Tensor, tokens: torch.Tensor, min_fires: int) -
 
 
 def discover(manifest_path: Path, device: str = "cpu") -> dict:
-    m = read_manifest(manifest_path)
+    m = read_structure(manifest_path)
     subject = load_subject(m, device)
     sae_name = next(iter(m.saes))
     sae, hook = subject.saes[sae_name], m.saes[sae_name].hook
