@@ -290,8 +290,11 @@ def test_puzzles_that_are_not_puzzles_are_refused():
 TABLE_PUZZLES = 150
 
 
-def test_print_undetermined_shares_per_task(capsys):
-    """Not a check: the shares of puzzles with more than one valid answer, to compare with other counts."""
+def test_undetermined_shares_per_task(capsys):
+    """Prints the shares of puzzles with more than one valid answer (to compare with other counts), and
+    checks the two that the grid size decides: contact puzzles whose answer is an input are often
+    undetermined on 6x6 (two-cell rectangles merge into rectangle 0's border) and never on 10x10."""
+    contact_input = {}
     lines = [f"undetermined puzzles (oracle; generate_task seed 0, {TABLE_PUZZLES} per task): "
              "answer an output (structures 0, 2) | answer an input (1, 3) | noise-free question (2, 3) | degenerate"]
     for layout in (SMALL, REAL):
@@ -306,8 +309,11 @@ def test_print_undetermined_shares_per_task(capsys):
             def share(picked):
                 return f"{int(undetermined[picked].sum()):3d}/{int(picked.sum()):3d}"
 
+            if task == "contact":
+                contact_input[layout.height] = float(undetermined[np.isin(structures, (1, 3))].mean())
             lines.append(f"{layout.height}x{layout.width} {task:14s} {share(np.isin(structures, (0, 2)))} | "
                          f"{share(np.isin(structures, (1, 3)))} | {share(np.isin(structures, (2, 3)))} | "
                          f"{degenerate:3d}   {ms:5.1f} ms/puzzle")
     with capsys.disabled():
         print("\n" + "\n".join(lines))
+    assert contact_input[SMALL.height] > 0.25 and contact_input[REAL.height] == 0.0, contact_input
