@@ -185,9 +185,14 @@ def judge_neuron_move(m: NeuronMove, p: NeuronFiresOnOneMove) -> list:
 
 # --- F5 -------------------------------------------------------------------------------------------
 
+def measure_legal_move_rate(subject, p: LegalMoveRate | None = None) -> stats.Estimate:
+    """Fraction of positions whose top-1 prediction is a legal next move (resampling games), computed
+    once per subject: the claim and the preconditions that rest on it share it."""
+    return subject.cached(("legal move rate",), lambda: legal_move_rate(subject))
+
+
 @torch.inference_mode()
-def measure_legal_move_rate(subject, p: LegalMoveRate | None = None, batch_size: int = 256) -> stats.Estimate:
-    """Fraction of positions whose top-1 prediction is a legal next move (resampling games)."""
+def legal_move_rate(subject, batch_size: int = 256) -> stats.Estimate:
     games = split(subject, "confirmation")
     tokens = input_tokens(subject, games)
     legal_tokens = np.zeros(games.legal.shape[:2] + (61,), dtype=bool)
@@ -210,7 +215,7 @@ def judge_legal_move_rate(rate: stats.Estimate, p: LegalMoveRate) -> list:
 def competence(subject, p=None) -> list:
     """The legal-move rate the other Othello claims rest on, checked against the manifest's bounds."""
     bounds = subject.manifest.claims["legal_move_rate"]
-    rate = subject.cached(("legal move rate",), lambda: measure_legal_move_rate(subject))
+    rate = measure_legal_move_rate(subject)
     return [dataclasses.replace(c, what="precondition: " + c.what) for c in judge_legal_move_rate(rate, bounds)]
 
 
