@@ -20,6 +20,7 @@ measured false, but some claim could not be measured.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -29,10 +30,17 @@ from verify import registry as claim_registry
 from verify import sources
 from verify.devices import DEVICE_CHOICES, resolve_device
 from verify.manifest import ManifestError
+from verify import timing
+from verify import ledger
+from verify.recording import (CHECKS, FIGURES, MEASURED, SECONDS, SUBJECT, Recorder, claim_property, subject_record,
+                              unavailable_record)
 from verify.verdicts import failures
 
 SUBJECTS = pytest.StashKey()
-RESULTS = pytest.StashKey()
+RECORDER = pytest.StashKey()
+RECORDED_SUBJECTS = pytest.StashKey()
+LOAD_SECONDS = pytest.StashKey()
+PROGRESS = pytest.StashKey()
 LOAD_ERRORS = pytest.StashKey()
 OUTCOMES = pytest.StashKey()
 UNAVAILABLE = "subject not available"
@@ -56,6 +64,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="a subject that cannot be loaded here (e.g. a hub file offline) fails its claims instead of skipping them")
     group.addoption("--device", default="auto", choices=DEVICE_CHOICES,
                     help="torch device for models and SAEs: cpu, cuda or auto (cuda when available; default)")
+    group.addoption("--subject-shard", default=None, metavar="K/N",
+                    help="check only the K-th of N shards of the subjects (1 <= K <= N; whole subjects, sorted by name): "
+                         "one CI job per shard, their --claims-report folders joined by `verify merge`")
+    group.addoption("--claims-report", default=None, metavar="DIR", type=Path,
+                    help="write DIR/ledger.json (every measured number, files' sha256, versions, activation fingerprints) "
+                         "and DIR/report.html + report.md (the claims with pictures)")
+    group.addoption("--claims-baseline", default=None, metavar="LEDGER", type=Path,
+                    help="compare this run with a saved ledger (file or folder) like `verify compare`, and fail on "
+                         "a flipped verdict, a value moved beyond its tolerance or a moved fingerprint; "
+                         "a baseline that does not exist yet is written")
+    group.addoption("--claims-durations", action="store_true", default=False,
+                    help="print where each claim's time went (subject load, data, forward passes, statistics)")
     parser.addini("verify_subjects_dir", f"folder of subject manifests, relative to the rootdir (default {DEFAULT_SUBJECTS_DIR})",
                   default=DEFAULT_SUBJECTS_DIR)
 
@@ -68,10 +88,13 @@ def pytest_configure(config: pytest.Config) -> None:
         "gpu: needs a CUDA device",
     ):
         config.addinivalue_line("markers", line)
-    config.stash[RESULTS] = []
     config.stash[LOAD_ERRORS] = {}
     config.stash[OUTCOMES] = Outcomes()
     config.pluginmanager.register(config.stash[OUTCOMES], "verify-outcomes")
+    config.stash[RECORDER] = Recorder()
+    config.pluginmanager.register(config.stash[RECORDER], "verify-recorder")
+    config.stash[RECORDED_SUBJECTS] = set()
+    group_by_subject(config)
     from hypothesis import HealthCheck, settings
 
     settings.register_profile("ci", derandomize=True, database=None, deadline=None,
@@ -108,10 +131,34 @@ def subjects(config: pytest.Config):
             found = SubjectSet((manifest_paths(folder) if folder else []) + list(config.getoption("--subject-file")),
                                resolve_device(config.getoption("--device")))
             found.select(config.getoption("--subject"))
+            if config.getoption("--subject-shard"):
+                found.shard(*parse_shard(config.getoption("--subject-shard")))
         except (ManifestError, RuntimeError, ValueError) as err:
             raise pytest.UsageError(str(err)) from None
         config.stash[SUBJECTS] = found
     return config.stash[SUBJECTS]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise ValueError(f"--subject-shard {text!r}: expected K/N with 1 <= K <= N, e.g. 1/3")
+    return int(k), int(n)
+
+
+def group_by_subject(config: pytest.Config) -> None:
+    """Under `pytest -n N` with no --dist of the user's, send each subject's claims to one worker
+    (xdist's loadgroup), so every worker loads a subject at most once."""
+    if not getattr(config.option, "numprocesses", None) or getattr(config.option, "dist", "no") != "load":
+        return
+    given = [*config.invocation_params.args, *config.getini("addopts"), *os.environ.get("PYTEST_ADDOPTS", "").split()]
+    if not any(str(arg).startswith("--dist") or str(arg) == "-d" for arg in given):
+        config.option.dist = "loadgroup"
+
+
+def reporting(config: pytest.Config) -> bool:
+    """Whether this run builds a ledger (and so fingerprints subjects and draws claims' figures)."""
+    return bool(config.getoption("--claims-report") or config.getoption("--claims-baseline"))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -138,12 +185,39 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize(("subject", "params"), cases, indirect=["subject"])
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's loadgroup reads the xdist_group marks
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items) -> None:
-    """Every claim table must name a registered claim once all test modules have registered theirs."""
+    """Every claim table must name a registered claim once all test modules have registered theirs.
+    Each claim test is grouped by its subject, for `pytest -n N`."""
     try:
         subjects(config).resolve(strict=True)
     except ManifestError as err:
         raise pytest.UsageError(str(err)) from None
+    claim_items = 0
+    for item in items:
+        name = subject_of(item)
+        if name is not None:
+            item.add_marker(pytest.mark.xdist_group(name))
+            claim_items += 1
+    config.stash[PROGRESS] = [0, claim_items]
+
+
+def subject_of(item) -> str | None:
+    """The subject name a claim test is parametrized with (None for other tests)."""
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("subject") if callspec is not None and item.get_closest_marker("claim") else None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Name the subject, claim and parameters in the test's reports, whatever happens next."""
+    name = subject_of(item)
+    if name is None:
+        return
+    claim = item.get_closest_marker("claim").args[0]
+    m = subjects(item.config).manifests.get(name)
+    max_drift = None if m is None else m.max_drift.get(claim)
+    item.user_properties.append(claim_property(name, claim_registry.get_claim(claim), item.callspec.params["params"], max_drift))
 
 
 @pytest.fixture
@@ -152,10 +226,19 @@ def subject(request: pytest.FixtureRequest):
     from verify.loaders import CheckpointError
 
     name = request.param
+    found = subjects(request.config)
     try:
-        return subjects(request.config).load(name)
+        with timing.collect() as seconds:
+            loaded = found.load(name)
+            if reporting(request.config) and name not in request.config.stash[RECORDED_SUBJECTS]:
+                request.config.stash[RECORDED_SUBJECTS].add(name)
+                request.node.user_properties.append((SUBJECT, subject_record(loaded).model_dump_json()))
+        request.node.stash[LOAD_SECONDS] = seconds
+        return loaded
     except sources.SourceUnavailable as err:
         message = f"{UNAVAILABLE}: {name}: {err}"
+        if reporting(request.config):
+            request.node.user_properties.append((SUBJECT, unavailable_record(found.manifests[name], message).model_dump_json()))
         if request.config.getoption("--require-subjects"):
             pytest.fail(message + " (--require-subjects)", pytrace=False)
         pytest.skip(message)
@@ -172,13 +255,39 @@ def claim(request: pytest.FixtureRequest) -> claim_registry.Claim:
 
 
 @pytest.fixture
-def measurement(subject, params, claim):
+def measurement(request: pytest.FixtureRequest, subject, params, claim):
     """The claim measured on the subject, in the test's setup: a measurement that cannot be made (a
     refusal of its data, e.g. splits that overlap) is an error, never a claim that does not hold."""
+    progress(request, f"measuring {claim.name} on {subject.name}")
     try:
-        return claim.measure_on(subject, params)
+        with timing.collect() as seconds:
+            result = claim.measure_on(subject, params)
+            if reporting(request.config) and claim.figures is not None and result.value is not None:
+                figures = claim.figures(subject, params, result.value)
+                request.node.user_properties.append((FIGURES, json.dumps([f.model_dump() for f in figures])))
     except ValueError as err:
         pytest.fail(f"{NOT_MEASURED}: {claim.name} on {subject.name}: {err}", pytrace=False)
+    finally:
+        spent = dict(request.node.stash.get(LOAD_SECONDS, {}))
+        for stage, t in seconds.items():
+            spent[stage] = spent.get(stage, 0.0) + t
+        request.node.user_properties.append((SECONDS, json.dumps(spent)))
+    return result
+
+
+def progress(request: pytest.FixtureRequest, what: str) -> None:
+    """Say what is being measured, so a slow machine never looks hung (serial runs at default
+    verbosity; -v names each test anyway, and xdist workers have no terminal)."""
+    tr = request.config.pluginmanager.get_plugin("terminalreporter")
+    if tr is None or request.config.get_verbosity() != 0 or hasattr(request.config, "workerinput"):
+        return
+    state = request.config.stash[PROGRESS]
+    state[0] += 1
+    tr.write_line(f"[verify] {what} ({state[0]} of {state[1]} claims)")
+
+
+GATE_LINES = pytest.StashKey()
+GATE_FAILED = pytest.StashKey()
 
 
 class Outcomes:
@@ -198,24 +307,16 @@ class Outcomes:
             self.claim_error += 1
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
-    """Only measurement errors, no claim measured false: a distinct exit status for CI gates."""
-    outcomes = session.config.stash.get(OUTCOMES, None)
-    if (outcomes is not None and exitstatus == pytest.ExitCode.TESTS_FAILED and outcomes.claim_error
-            and not (outcomes.claim_failed or outcomes.other_failed)):
-        session.exitstatus = NOT_MEASURED_EXIT
-
-
 @pytest.fixture
 def verdict(request: pytest.FixtureRequest):
     """verdict(checks): report each measured number with its bounds; fail if any check fails."""
 
     def judge(checks) -> None:
         lines = [str(c) for c in checks]
-        request.config.stash[RESULTS].append((request.node.nodeid, lines))
         for line in lines:
-            request.node.user_properties.append(("measured", line))
+            request.node.user_properties.append((MEASURED, line))
             print(line)
+        request.node.user_properties.append((CHECKS, json.dumps([ledger.measured(c).model_dump() for c in checks])))
         bad = failures(checks)
         if bad:
             pytest.fail("claim does not hold:\n  " + "\n  ".join(lines), pytrace=False)
@@ -224,18 +325,20 @@ def verdict(request: pytest.FixtureRequest):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
-    results = config.stash.get(RESULTS, [])
+    recorder: Recorder = config.stash[RECORDER]
     stats = terminalreporter.stats
     claim_reports = [r for key in ("passed", "failed", "skipped", "error") for r in stats.get(key, [])
                      if getattr(r, "when", "call") in ("call", "setup") and "claim" in getattr(r, "keywords", {})]
-    if not results and not claim_reports:
+    if not recorder.lines and not claim_reports:
         return
     tr = terminalreporter
     tr.section("claims: measured against thresholds")
-    for nodeid, lines in results:
-        tr.write_line(nodeid)
-        for line in lines:
+    for nodeid in sorted(recorder.lines):  # the same order serially and under xdist
+        tr.write_line(plain_nodeid(nodeid))
+        for line in recorder.lines[nodeid]:
             tr.write_line("    " + line)
+    if config.getoption("--claims-durations"):
+        write_durations(tr, recorder)
     held = sum(1 for r in claim_reports if r.passed and r.when == "call")
     failed = sum(1 for r in claim_reports if r.failed and r.when == "call")
     errors = sum(1 for r in claim_reports if r.failed and r.when != "call")
@@ -245,3 +348,80 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     tr.write_line(f"claims executed: {held + failed} ({held} held, {failed} failed); not measurable (errors): {errors}; "
                   f"skipped for a missing subject: {missing}; no subject declares the claim: {undeclared}; "
                   f"skipped otherwise: {len(skipped) - missing - undeclared}")
+    totals = summed(r.seconds for r in recorder.records.values())
+    if totals:
+        tr.write_line("claims time by stage: " + describe(totals) + ("" if config.getoption("--claims-durations")
+                                                                             else " (per claim: --claims-durations)"))
+    for line in config.stash.get(GATE_LINES, []):
+        tr.write_line(line)
+
+
+STAGES = ("load", "data", "forward", "statistics", "other")
+
+
+def summed(stages) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for seconds in stages:
+        for stage, t in seconds.items():
+            total[stage] = total.get(stage, 0.0) + t
+    return total
+
+
+def describe(seconds: dict[str, float]) -> str:
+    order = sorted(seconds, key=lambda s: STAGES.index(s) if s in STAGES else len(STAGES))
+    return ", ".join(f"{stage} {seconds[stage]:.1f} s" for stage in order) + f" (total {sum(seconds.values()):.1f} s)"
+
+
+def plain_nodeid(nodeid: str) -> str:
+    """A test id without the `@subject` suffix that xdist's loadgroup appends."""
+    return nodeid.rsplit("@", 1)[0] if "@" in nodeid.rsplit("::", 1)[-1] else nodeid
+
+
+def write_durations(tr, recorder: Recorder) -> None:
+    tr.section("claims: where the time went (seconds)")
+    rows = sorted(recorder.records.values(), key=lambda r: -sum(r.seconds.values()))
+    for r in rows:
+        tr.write_line(f"{sum(r.seconds.values()):7.2f}  {r.claim} on {r.subject}: {describe(r.seconds)}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
+    """Write the ledger and report; run the drift gate; only measurement errors, no claim
+    measured false: a distinct exit status for CI gates."""
+    config = session.config
+    if reporting(config) and not hasattr(config, "workerinput"):
+        gate_failed = write_ledger(config)
+        if gate_failed and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    outcomes = config.stash.get(OUTCOMES, None)
+    if (outcomes is not None and session.exitstatus == pytest.ExitCode.TESTS_FAILED and outcomes.claim_error
+            and not (outcomes.claim_failed or outcomes.other_failed) and not config.stash.get(GATE_FAILED, False)):
+        session.exitstatus = NOT_MEASURED_EXIT
+
+
+def write_ledger(config: pytest.Config) -> bool:
+    """Build this run's ledger; write it (and the report) where asked; compare it with the baseline.
+    Returns whether the drift gate failed."""
+    from verify import drift, report
+
+    run = config.stash[RECORDER].ledger(ledger.environment(config.rootpath, config.invocation_params.args),
+                                        subjects(config).manifests)
+    lines: list[str] = []
+    comparison = None
+    baseline = config.getoption("--claims-baseline")
+    if baseline is not None:
+        path = baseline / "ledger.json" if baseline.is_dir() else baseline
+        if path.exists():
+            comparison = drift.compare(ledger.read(path), run)
+            lines += [f"drift gate against {path}:", *comparison.lines(), comparison.verdict_line()]
+        else:
+            ledger.write(run, path)
+            lines.append(f"drift gate: no baseline at {path} yet; this run's ledger is written there")
+    folder = config.getoption("--claims-report")
+    if folder is not None:
+        ledger.write(run, folder / "ledger.json")
+        written = report.write(run, folder, comparison)
+        lines.append(f"claims report: {folder / 'ledger.json'}, " + ", ".join(str(p) for p in written))
+    failed = comparison is not None and bool(comparison.problems)
+    config.stash[GATE_LINES] = lines
+    config.stash[GATE_FAILED] = failed
+    return failed

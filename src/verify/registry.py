@@ -30,6 +30,9 @@ class DataSource:
     options: type | None = None  # dataclass of the source's own [data] keys (e.g. a puzzle grid size)
     open: Callable[[Any], Any] | None = None  # manifest -> opened data, at subject load (may raise SourceUnavailable)
     needs_path: bool = False  # the [data] path key names the data
+    files: Callable[[Any], list] | None = None  # manifest -> the local data files read (hashed into the ledger)
+    # subject -> (model inputs, what they are): a small fixed batch for activation fingerprints
+    fingerprint_batch: Callable[[Any], tuple[Any, str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,9 @@ class Claim:
     asserts); `judge(measurement, params)` returns the checks (verify.verdicts) they must pass.
     `preconditions(subject, params)` returns the checks of what the claim's words assume (the model
     is competent, the SAE reconstructs this model), measured on the same data; `rests_on` names the
-    claims whose manifest tables those checks read, so a manifest that lacks them is refused."""
+    claims whose manifest tables those checks read, so a manifest that lacks them is refused.
+    `figures(subject, params, measurement)` draws nothing itself: it returns the data of the
+    claim's pictures (a board map, a histogram) for the report."""
 
     name: str
     domain: str
@@ -58,6 +63,8 @@ class Claim:
     summary: str = ""
     preconditions: Callable[[Any, Any], list] | None = None
     rests_on: tuple[str, ...] = ()
+    # (subject, params, measurement) -> report pictures (verify.ledger figures); only when a report is asked for
+    figures: Callable[[Any, Any, Any], list] | None = None
 
     def measure_on(self, subject, params) -> Measured:
         """Preconditions first; the measurement only where they hold."""

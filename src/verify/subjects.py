@@ -153,6 +153,7 @@ class Subject:
     device: str
     data_cache: dict = field(default_factory=dict)
     results: dict = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)  # what was read to load it: role -> local path
 
     @property
     def name(self) -> str:
@@ -190,8 +191,10 @@ def load_subject(m: Manifest, device: str, data_cache: dict | None = None) -> Su
     model = fmt.load(device=device, **files).requires_grad_(False)
     widths = {name: shape[-1] for name, shape in hooks.hook_shapes(model).items()}
     saes = {}
+    read = {f"model {key}": path for key, path in files.items()}
     for name, sae_spec in m.saes.items():
         path = sources.fetch(sae_spec.path, m.dir)
+        read.update({f"sae {name}: {p.name}": p for p in (sorted(path.iterdir()) if path.is_dir() else [path]) if p.is_file()})
         for file_name, digest in sae_spec.sha256.items():
             pinned = pinned_file(path, file_name)
             if pinned is None:
@@ -201,10 +204,12 @@ def load_subject(m: Manifest, device: str, data_cache: dict | None = None) -> Su
         if widths.get(sae_spec.hook) != saes[name].cfg.d_in:
             raise loaders.CheckpointError(f"{m.where(f'[saes.{name}]')}: SAE d_in {saes[name].cfg.d_in} does not match "
                                           f"the width {widths.get(sae_spec.hook)} of hook {sae_spec.hook!r}")
-    subject = Subject(m, model, saes, device, {} if data_cache is None else data_cache)
+    subject = Subject(m, model, saes, device, {} if data_cache is None else data_cache, files=read)
     source = registry.sources()[m.data.source]
     if source.open is not None:  # open it now, so data that is not available skips like a model
         subject.data("opened", lambda: source.open(m))
+    if source.files is not None:
+        subject.files.update({f"data: {p.name}": p for p in source.files(m)})
     return subject
 
 

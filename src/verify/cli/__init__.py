@@ -20,6 +20,10 @@ COMMANDS = {
     "build-culture-tiny": ("build_culture_tiny", "rebuild the embedded culture-tiny: model, sweep, SAE, manifest"),
     "train-othello-model": ("train_othello_model", "train the othello-tiny model alone"),
     "train-culture-model": ("train_culture_model", "train the culture-tiny model alone (in stages)"),
+    "subjects": ("subjects", "each subject: available here or why not, its files and sha256, its claims"),
+    "compare": ("compare", "the drift gate: two claims ledgers side by side; non-zero when something moved"),
+    "report": ("report", "rebuild report.html / report.md from a saved ledger"),
+    "merge": ("merge", "join the ledgers of sharded runs into one ledger and report"),
 }
 
 
@@ -39,5 +43,4 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module = importlib.import_module(f"verify.cli.{COMMANDS[argv[0]][0]}")
     sys.argv[0] = f"verify {argv[0]}"  # what argparse shows as the program name in --help
-    module.main(argv[1:])
-    return 0
+    return module.main(argv[1:]) or 0  # tools that gate (compare) return their exit status

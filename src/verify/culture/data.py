@@ -40,6 +40,18 @@ def open_dataset(path: str, base: Path):
     return parquet_dataset(folder)
 
 
+def dataset_files(path: str, base: Path) -> list[Path]:
+    """The local files `open_dataset` reads for `path` (for the ledger's hashes); [] when a hub
+    dataset was read by `datasets` into a cache of its own."""
+    try:
+        folder = sources.cached_hub_dataset(path) if path.startswith(HF_DATASETS) else sources.local_path(path, base)
+    except sources.SourceUnavailable:
+        return []
+    if (folder / "dataset_dict.json").is_file():
+        return sorted(p for p in folder.rglob("*") if p.is_file())
+    return [p for task in TASKS for p in task_files(folder, task)]
+
+
 PARQUET_PLACES = (".", "data")  # where a task's parquet files lie in a folder (the hub repo uses data/)
 
 

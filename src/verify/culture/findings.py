@@ -52,8 +52,19 @@ def open_manifest_dataset(manifest):
     return culture_data.open_dataset(manifest.data.path, manifest.dir)
 
 
-register_source(DataSource("culture-synthetic", "culture", options=PuzzleGrid))
-register_source(DataSource("culture-dataset", "culture", options=PuzzleGrid, open=open_manifest_dataset, needs_path=True))
+FINGERPRINT_PUZZLES = 2  # per task
+
+
+def fingerprint_batch(subject) -> tuple[torch.Tensor, str]:
+    """The first confirmation puzzles of every task, without their last token (the model's inputs)."""
+    rows = torch.cat([puzzles(subject, task)[:FINGERPRINT_PUZZLES] for task in culture_data.TASKS])
+    return (rows[:, :-1].to(subject.device),
+            f"first {FINGERPRINT_PUZZLES} confirmation puzzles of each task (seed {subject.manifest.data.confirmation_seed})")
+
+
+register_source(DataSource("culture-synthetic", "culture", options=PuzzleGrid, fingerprint_batch=fingerprint_batch))
+register_source(DataSource("culture-dataset", "culture", options=PuzzleGrid, open=open_manifest_dataset, needs_path=True,
+                           files=lambda m: culture_data.dataset_files(m.data.path, m.dir), fingerprint_batch=fingerprint_batch))
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,17 @@ from verify.params import Correlation, Count, FeatureOf, Fraction, Hook, SAEName
 from verify.registry import Claim, DataSource, register_claim, register_source
 from verify.verdicts import Check, Note, point
 
-register_source(DataSource("othello-synthetic", "othello"))
+FINGERPRINT_GAMES = 16
+
+
+def fingerprint_batch(subject) -> tuple[torch.Tensor, str]:
+    """The first confirmation games: fixed by the manifest's seed."""
+    games = split(subject, "confirmation")
+    return (input_tokens(subject, games)[:FINGERPRINT_GAMES],
+            f"first {FINGERPRINT_GAMES} confirmation games (seed {subject.manifest.data.confirmation_seed})")
+
+
+register_source(DataSource("othello-synthetic", "othello", fingerprint_batch=fingerprint_batch))
 
 
 @dataclass(frozen=True)
@@ -243,12 +253,14 @@ def feature_preconditions(subject, p: FeatureTracksEmptySquare) -> list:
     return competence(subject) + sae_fidelity(subject, p.sae)
 
 
+from verify.othello import figures  # noqa: E402 - draws on the definitions above
+
 register_claim(Claim("legal_move_rate", "othello", LegalMoveRate, measure_legal_move_rate, judge_legal_move_rate, version=1,
                      summary="F5: the top-1 prediction is a legal move"))
 register_claim(Claim("feature_tracks_empty_square", "othello", FeatureTracksEmptySquare, measure_feature_emptiness,
                      judge_feature_emptiness, version=1,
                      summary="F3: an SAE feature's activation tracks 'square is empty', within move number",
-                     preconditions=feature_preconditions, rests_on=("legal_move_rate",)))
+                     preconditions=feature_preconditions, rests_on=("legal_move_rate",), figures=figures.feature_figures))
 register_claim(Claim("neuron_fires_on_one_move", "othello", NeuronFiresOnOneMove, measure_neuron_move, judge_neuron_move, version=1,
                      summary="F4: when the neuron fires, the current move is one square",
-                     preconditions=competence, rests_on=("legal_move_rate",)))
+                     preconditions=competence, rests_on=("legal_move_rate",), figures=figures.neuron_figures))
