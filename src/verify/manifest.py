@@ -7,7 +7,10 @@ The format is documented in README.md ("Subject manifests").
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import math
+import os
 import re
 import tomllib
 import typing
@@ -65,9 +68,12 @@ class Manifest:
     model: ModelSpec
     saes: Mapping[str, SAESpec]
     data: DataSpec
-    claim_tables: Mapping[str, dict]  # claim name -> its [claims.NAME] table, as written
+    claim_tables: Mapping[str, dict]  # claim name -> its [claims.NAME] table, as written, less max_drift
     claims: Mapping[str, Any]  # claim name -> its parameter dataclass, for the claims resolved so far
     training: Mapping[str, Any]  # provenance, free-form: how the weights were made
+    # claim name -> the largest change of its judged values between two runs that a drift gate
+    # accepts (the reserved key max_drift of [claims.NAME]); claims that declare none are absent
+    max_drift: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def dir(self) -> Path:
@@ -133,23 +139,13 @@ def _typed(value: Any, hint: Any, where: str) -> Any:
 
 
 def load_manifest(path: Path) -> Manifest:
-    """Parse one manifest's structure. Claim tables are kept as written: `parse_claim` turns one
-    into its parameters once the claim is registered (a claim may be defined by a test module)."""
+    """Parse one manifest's structure, with the tables of the manifests it `extends` under its own.
+    Claim tables are kept as written (less `max_drift`): `parse_claim` turns one into its parameters
+    once the claim is registered (a claim may be defined by a test module)."""
     from verify import registry
 
     path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"{path}: no such manifest file")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as err:
-        raise ManifestError(f"{path}: not UTF-8 text (byte {err.start}); TOML files are UTF-8") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ManifestError(f"{path}: not valid TOML: {err}") from None
-    known = {"name", "domain", "description", "model", "saes", "data", "claims", "training"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ManifestError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    raw = _raw_tables(path, ())
     for key in ("name", "domain", "model", "data"):
         if key not in raw:
             raise ManifestError(f"{path}: missing key {key!r}")
@@ -175,6 +171,7 @@ def load_manifest(path: Path) -> Manifest:
     tables = raw.get("claims", {})
     if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
         raise ManifestError(f"{path}: claims: expected [claims.NAME] tables")
+    max_drift = {name: _max_drift(t["max_drift"], f"{path}: [claims.{name}] max_drift") for name, t in tables.items() if "max_drift" in t}
     return Manifest(
         path=path,
         name=_typed(raw["name"], str, f"{path}: name"),
@@ -183,10 +180,117 @@ def load_manifest(path: Path) -> Manifest:
         model=model,
         saes=saes,
         data=data,
-        claim_tables=tables,
+        claim_tables={name: {k: v for k, v in t.items() if k != "max_drift"} for name, t in tables.items()},
         claims={},
         training=raw.get("training", {}),
+        max_drift=max_drift,
     )
+
+
+TOP_KEYS = {"extends", "name", "domain", "description", "model", "saes", "data", "claims", "training"}
+# the manifests in one `extends` chain, the subject's own included: deeper is a tangle, not a design
+MAX_CHAIN = 4
+
+
+def _read_toml(path: Path) -> dict:
+    """One manifest file's own tables, its top-level keys checked."""
+    if not path.is_file():
+        raise ManifestError(f"{path}: no such manifest file")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ManifestError(f"{path}: not UTF-8 text (byte {err.start}); TOML files are UTF-8") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ManifestError(f"{path}: not valid TOML: {err}") from None
+    unknown = sorted(set(raw) - TOP_KEYS)
+    if unknown:
+        raise ManifestError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(TOP_KEYS))})")
+    return raw
+
+
+def _raw_tables(path: Path, chain: tuple[Path, ...]) -> dict:
+    """The manifest's tables merged over those of the manifest it extends (recursively); `chain`:
+    the manifests that extend this one, nearest last, to refuse a cycle and a chain too deep."""
+    raw = _read_toml(path)
+    if "extends" not in raw:
+        return raw
+    ref = raw.pop("extends")
+    if not isinstance(ref, str):
+        raise ManifestError(f"{path}: extends: expected the path of a manifest (a string), got {ref!r}")
+    if "name" not in raw:  # an inherited name would make two subjects of one name
+        raise ManifestError(f"{path}: name: a manifest that extends another must give its own name")
+    parent = path.parent / ref
+    try:
+        found = parent.is_file()
+    except OSError:  # a name the file system refuses (too long)
+        found = False
+    if not found:
+        raise ManifestError(f"{path}: extends: no such manifest file {parent}")
+    chain = (*chain, path.resolve())
+    if parent.resolve() in chain:
+        raise ManifestError(f"{path}: extends: {parent} is already in the chain " + " -> ".join(map(str, chain)) + ": a cycle")
+    if len(chain) >= MAX_CHAIN:
+        raise ManifestError(f"{path}: extends: {parent} would make a chain of more than {MAX_CHAIN} manifests")
+    base = _rebased(_raw_tables(parent, chain), parent.parent, path.parent)
+    _check_pins(raw, base, path, parent)
+    return _merged(base, raw)
+
+
+def _rebased(raw: dict, parent_dir: Path, child_dir: Path) -> dict:
+    """raw with the local relative paths the verifier reads (model files, SAE folders, data) taken
+    from parent_dir rewritten relative to child_dir, so they still name the parent's files.
+    ([training] is free-form provenance: its values are kept as written.)"""
+    from verify import sources
+
+    def moved(source: Any) -> Any:
+        if not isinstance(source, str) or not source or sources.is_remote(source) or Path(source).is_absolute():
+            return source
+        # joined as text: a path that names nothing (yet) is the file check's to report, in its words
+        return os.path.relpath(os.path.normpath(parent_dir.resolve() / source), child_dir.resolve())
+
+    raw = copy.deepcopy(raw)
+    tables = [(raw.get("model"), ("weights", "config")), (raw.get("data"), ("path",)),
+              *((sae, ("path",)) for sae in (raw["saes"].values() if isinstance(raw.get("saes"), dict) else ()))]
+    for table, keys in tables:
+        if isinstance(table, dict):
+            table.update({key: moved(table[key]) for key in keys if key in table})
+    return raw
+
+
+def _check_pins(child: dict, base: dict, path: Path, parent: Path) -> None:
+    """A file the child moves must be pinned again: an inherited sha256 is the hash of the parent's file."""
+    pairs = [("[model]", child.get("model"), base.get("model"))]
+    if isinstance(child.get("saes"), dict) and isinstance(base.get("saes"), dict):
+        pairs += [(f"[saes.{name}]", own, base["saes"].get(name)) for name, own in child["saes"].items()]
+    for table, own, inherited in pairs:
+        if not (isinstance(own, dict) and isinstance(inherited, dict)):
+            continue
+        own_pins, base_pins = own.get("sha256", {}), inherited.get("sha256", {})
+        if not (isinstance(own_pins, dict) and isinstance(base_pins, dict)):
+            continue
+        # the model's pins are keyed by the key naming the file (weights, config); an SAE's by the
+        # names of its files, which all move with its `path` (paths compare as both rebased)
+        if table == "[model]":
+            moved = [k for k in base_pins if own.get(k, inherited.get(k)) != inherited.get(k)]
+        else:
+            moved = list(base_pins) if own.get("path", inherited.get("path")) != inherited.get("path") else []
+        stale = [k for k in moved if k not in own_pins]
+        if stale:
+            raise ManifestError(f"{path}: {table} sha256[{stale[0]!r}]: the pin inherited from {parent} is the hash of its file, "
+                                "and this manifest names another: give the new file's sha256 here")
+
+
+def _merged(base: Any, own: Any) -> Any:
+    """own over base: tables merge key by key (a sha256 table too), any other value replaces."""
+    if not (isinstance(base, dict) and isinstance(own, dict)):
+        return own
+    return {**base, **{key: _merged(base.get(key), value) for key, value in own.items()}}
+
+
+def _max_drift(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ManifestError(f"{where}: {value!r} must be a finite number >= 0 (the largest change between two runs a drift gate accepts)")
+    return float(value)
 
 
 def _data(table: Any, domain: str, path: Path) -> DataSpec:
