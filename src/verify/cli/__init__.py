@@ -24,6 +24,7 @@ COMMANDS = {
     "compare": ("compare", "the drift gate: two claims ledgers side by side; non-zero when something moved"),
     "report": ("report", "rebuild report.html / report.md from a saved ledger"),
     "merge": ("merge", "join the ledgers of sharded runs into one ledger and report"),
+    "bench-history": ("bench_history", "benchmark throughput across saved runs, as a fraction of the machine's matmul rate"),
 }
 
 
