@@ -1,4 +1,4 @@
-"""Choosing the torch device from a user's word (cpu, cuda or auto)."""
+"""Choosing the torch device from a user's word (cpu, cuda or auto), and one GPU per xdist worker."""
 
 from __future__ import annotations
 
@@ -15,3 +15,11 @@ def resolve_device(choice: str) -> str:
     if choice == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda was asked for, but torch sees no CUDA device")
     return choice
+
+
+def worker_device(device: str, worker: str | None, gpus: int) -> str:
+    """Under pytest-xdist, worker gwK takes GPU K mod gpus, so `pytest -n N` spreads subjects over
+    a machine's GPUs; a CPU, a device the user named by index, or a single GPU stay as they are."""
+    if device != "cuda" or not worker or not worker.startswith("gw") or gpus < 2:
+        return device
+    return f"cuda:{int(worker[2:]) % gpus}"

@@ -10,6 +10,13 @@ bounds and fails the test if any check fails. The usual claim test is one line:
 `verdict(claim.checks(measurement, params))`. A failed precondition fails the claim, with the
 precondition's line as the reason.
 
+Records: with --claims-report DIR (or --claims-baseline) the run's ledger is built (verify.ledger:
+every measured number, the files' sha256, versions, activation fingerprints) from what each test
+put in its report (verify.recording), which works the same under pytest-xdist; `pytest -n N`
+groups the claims by subject so each worker loads a subject once. The drift gate
+(--claims-baseline, verify.drift) turns a moved value, flipped verdict or moved fingerprint into a
+failed session.
+
 Outcomes, as a CI gate reads them: a claim measured and not holding FAILS (in the call phase; a
 junit <failure>); a claim that could not be measured (its subject failed to load, the measurement
 refused its data) is an ERROR (in setup; a junit <error>). Exit status: 0 every selected claim held
@@ -25,13 +32,12 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
+from verify import ledger, sources, timing
 from verify import registry as claim_registry
-from verify import sources
-from verify.devices import DEVICE_CHOICES, resolve_device
+from verify.devices import DEVICE_CHOICES, resolve_device, worker_device
 from verify.manifest import ManifestError
-from verify import timing
-from verify import ledger
 from verify.recording import (CHECKS, FIGURES, MEASURED, SECONDS, SUBJECT, Recorder, claim_property, subject_record,
                               unavailable_record)
 from verify.verdicts import failures
@@ -63,7 +69,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--require-subjects", action="store_true", default=False,
                     help="a subject that cannot be loaded here (e.g. a hub file offline) fails its claims instead of skipping them")
     group.addoption("--device", default="auto", choices=DEVICE_CHOICES,
-                    help="torch device for models and SAEs: cpu, cuda or auto (cuda when available; default)")
+                    help="torch device for models and SAEs: cpu, cuda or auto (cuda when available; default); "
+                         "under pytest -n N each worker takes its own GPU (cuda:K for worker gwK)")
     group.addoption("--subject-shard", default=None, metavar="K/N",
                     help="check only the K-th of N shards of the subjects (1 <= K <= N; whole subjects, sorted by name): "
                          "one CI job per shard, their --claims-report folders joined by `verify merge`")
@@ -128,8 +135,9 @@ def subjects(config: pytest.Config):
 
         folder = subjects_dir(config)
         try:
-            found = SubjectSet((manifest_paths(folder) if folder else []) + list(config.getoption("--subject-file")),
-                               resolve_device(config.getoption("--device")))
+            device = worker_device(resolve_device(config.getoption("--device")), os.environ.get("PYTEST_XDIST_WORKER"),
+                                   torch.cuda.device_count())
+            found = SubjectSet((manifest_paths(folder) if folder else []) + list(config.getoption("--subject-file")), device)
             found.select(config.getoption("--subject"))
             if config.getoption("--subject-shard"):
                 found.shard(*parse_shard(config.getoption("--subject-shard")))

@@ -1,0 +1,52 @@
+"""Scale-out helpers: one GPU per xdist worker, subject shards, grouping claims by subject."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.test_plugin import run
+from verify.devices import worker_device
+from verify.plugin import parse_shard
+
+
+def test_each_xdist_worker_takes_its_own_gpu():
+    assert worker_device("cuda", "gw0", 4) == "cuda:0"
+    assert worker_device("cuda", "gw5", 4) == "cuda:1"
+    assert worker_device("cuda", "gw1", 1) == "cuda"  # one GPU: every worker shares it
+    assert worker_device("cpu", "gw1", 4) == "cpu"
+    assert worker_device("cuda", None, 4) == "cuda"  # not under xdist
+
+
+@pytest.mark.parametrize("text", ["0/2", "3/2", "1", "a/b", "1/0", "-1/2"])
+def test_a_bad_shard_is_refused(text):
+    with pytest.raises(ValueError, match="expected K/N"):
+        parse_shard(text)
+
+
+def collected(*args: str) -> set[str]:
+    result = subprocess.run([sys.executable, "-m", "pytest", "claims/", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # a shard none of whose subjects declares a claim shows that claim's one "no-subject" skip
+    return {line for line in result.stdout.splitlines() if "::" in line and not line.endswith("[no-subject]")}
+
+
+def subject_of(test_id: str) -> str:
+    return re.search(r"\[(.+)\]$", test_id).group(1)
+
+
+def test_shards_split_whole_subjects_and_cover_them_all():
+    everything = collected()
+    shards = [collected("--subject-shard", f"{k}/3") for k in (1, 2, 3)]
+    assert set().union(*shards) == everything
+    owners = [{subject_of(t) for t in shard} for shard in shards]
+    assert all(owners) and not (owners[0] & owners[1] or owners[0] & owners[2] or owners[1] & owners[2])
+
+
+def test_a_bad_shard_option_is_a_usage_error(pytester):
+    result = run(pytester, "--subject-shard", "4/3")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--subject-shard '4/3': expected K/N*"])
