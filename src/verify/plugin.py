@@ -420,7 +420,7 @@ def write_ledger(config: pytest.Config) -> bool:
         path = baseline / "ledger.json" if baseline.is_dir() else baseline
         if path.exists():
             comparison = drift.compare(ledger.read(path), run)
-            lines += [f"drift gate against {path}:", *comparison.lines(), comparison.verdict_line()]
+            lines += [f"drift gate against {path} (the full table: verify compare, or the report):", comparison.verdict_line()]
         else:
             ledger.write(run, path)
             lines.append(f"drift gate: no baseline at {path} yet; this run's ledger is written there")
