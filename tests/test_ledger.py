@@ -239,3 +239,40 @@ def test_report_renders_in_headless_chromium(shards, tmp_path):
     image = Image.open(shot).convert("L")
     assert image.size == (1200, 3000)
     assert len(set(image.getdata())) > 50, "the screenshot is (nearly) one colour: nothing rendered"
+
+
+def test_a_skipped_subject_is_recorded_with_its_reason(pytester, tmp_path):
+    from tests.test_plugin import CLAIMS, hub_manifest, run
+
+    result = run(pytester, CLAIMS, "--subject-file", str(hub_manifest(tmp_path)), "--subject", "tiny-on-hub",
+                 "--claims-report", str(tmp_path / "out"), env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
+    result.assert_outcomes(skipped=4)
+    found = ledger.read(tmp_path / "out")
+    assert {r.verdict for r in found.records} == {"skipped"} and len(found.records) == 4
+    assert all("not available offline: verify-test/absent/model.safetensors" in r.reason for r in found.records)
+    assert not found.subjects["tiny-on-hub"].available
+    assert "not available offline" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_help_documents_the_record_options(pytester):
+    from tests.test_plugin import run
+
+    result = run(pytester, "--help")
+    for option in ("--claims-report=DIR", "--claims-baseline=LEDGER", "--claims-durations", "--subject-shard=K/N"):
+        result.stdout.fnmatch_lines([f"*{option}*"])
+
+
+@pytest.mark.parametrize("command", ["subjects", "compare", "report", "merge"])
+def test_console_commands_explain_themselves(command):
+    result = verify_cli(command, "--help")
+    assert result.returncode == 0 and "usage: verify " + command in result.stdout
+
+
+def test_verify_subjects_says_what_is_available_and_why_not():
+    result = verify_cli("subjects")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^othello-tiny \[othello\] available$", result.stdout, re.M)
+    assert re.search(r"^culture-gpt-0 \[culture\] NOT available: not available offline", result.stdout, re.M) or \
+        "culture-gpt-0 [culture] available" in result.stdout  # a machine with the hub cache has it
+    assert "claim feature_tracks_empty_square (definition v1)" in result.stdout
+    assert re.search(r"sae_weights.safetensors sha256 [0-9a-f]{64} \(pinned\)", result.stdout)
