@@ -126,9 +126,9 @@ def puzzles(subject, task: str, which: str = "confirmation") -> torch.Tensor:
 
     def make() -> torch.Tensor:
         if d.source == "culture-synthetic":
-            from verify.culture.tasks import generate_task
+            from verify.culture.tasks import cached_task
 
-            return generate_task(task, d.size, d.seed(which), layout(subject))
+            return cached_task(task, d.size, d.seed(which), layout(subject))
         dataset = subject.data("opened", lambda: open_manifest_dataset(subject.manifest))
         start = {"selection": 0, "confirmation": d.size}[which]
         rows = culture_data.task_rows(dataset, task, start, start + d.size)
@@ -155,12 +155,7 @@ def counted(subject, task: str, which: str, puzzle_set: str) -> np.ndarray:
     if puzzle_set == "all":
         return np.ones(len(tokens), dtype=bool)
 
-    def find() -> np.ndarray:
-        grid = layout(subject)
-        rows = tokens.cpu().numpy()
-        return oracle.determined(rows, task, grid) & ~np.array([oracle.is_degenerate(row, grid) for row in rows], dtype=bool)
-
-    return subject.data(("determined", task, which), find)
+    return subject.data(("determined", task, which), lambda: oracle.determined_not_degenerate(tokens, task, layout(subject)))
 
 
 def solved_any_valid(subject, task: str, which: str) -> np.ndarray:

@@ -40,6 +40,7 @@ task (6x6 contact 13 ms), a few hundred ms at worst.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, replace
 from functools import cache
@@ -48,12 +49,15 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from verify import diskcache, timing
 from verify.culture.data import check_task
 from verify.culture.layout import MARKERS, N_COLOURS, PuzzleLayout
 from verify.culture.tasks import (MARKER_OF, MAX_AREA, STRUCTURES, Rect, _half, _mid_line, contact_output, l_mark,
                                   min_side_for, paint)
 
-VERSION = 1  # of the definition above: bump it when what counts as a valid answer changes
+# Of the definition above: bump it when what counts as a valid answer changes. It keys the disk
+# cache of `determined_not_degenerate`; tests/test_culture_cache.py pins that mask on fixed puzzles.
+VERSION = 1
 
 MOVES = tuple((dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if (dr, dc) != (0, 0))
 SETTINGS = {  # the values `quiz_draws` can give the parameters each task's rule reads
@@ -516,6 +520,11 @@ class Solution:
 def solve(tokens, task: str, layout: PuzzleLayout, limit: int | None = None) -> Solution:
     """The valid answers of one puzzle (see the module docstring), and the noise they assume;
     stops at `limit` answers (only once d* is known: noisy questions are searched to the end)."""
+    with timing.stage("data"):
+        return _solve(tokens, task, layout, limit)
+
+
+def _solve(tokens, task: str, layout: PuzzleLayout, limit: int | None) -> Solution:
     check_task(task)
     puzzle = read_puzzle(tokens, layout)
     h, w, min_side = layout.height, layout.width, min_side_for(layout)
@@ -555,3 +564,13 @@ def is_degenerate(tokens, layout: PuzzleLayout) -> bool:
     included: a noisy question hides that its pair is degenerate)."""
     puzzle = read_puzzle(tokens, layout)
     return bool((puzzle.example_input == puzzle.example_output).all() or (puzzle.question == puzzle.answer).all())
+
+
+def determined_not_degenerate(puzzles, task: str, layout: PuzzleLayout) -> np.ndarray:
+    """(N,) bool over a (N, layout.length) batch: determined and not degenerate, the puzzles a
+    rate over determined puzzles counts. Kept in the disk cache (verify.diskcache) between
+    sessions, keyed by VERSION, the task, the layout and the puzzles' digest."""
+    rows = torch.as_tensor(puzzles).cpu().numpy()
+    key = {"oracle": VERSION, "task": check_task(task), "layout": dataclasses.asdict(layout), "puzzles": diskcache.digest(rows)}
+    return diskcache.cached_array("culture-determined", key, lambda: determined(rows, task, layout)
+                                  & ~np.array([is_degenerate(row, layout) for row in rows], dtype=bool))

@@ -8,12 +8,14 @@ each side (3 on the real 10x10 grid), area <= 50, non-overlapping (touching allo
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 
+from verify import diskcache, timing
 from verify.culture.data import TASKS, check_task
 from verify.culture.layout import MARKERS, PuzzleLayout
 
@@ -22,6 +24,9 @@ A, FA, B, FB = MARKERS["A"], MARKERS["f(A)"], MARKERS["B"], MARKERS["f(B)"]
 STRUCTURES = (((0, 0), (0, 1), (1, 0), (1, 1)), ((0, 1), (0, 0), (1, 1), (1, 0)),
               ((1, 0), (1, 1), (0, 0), (0, 1)), ((1, 1), (1, 0), (0, 1), (0, 0)))
 MARKER_OF = {(0, 0): A, (0, 1): FA, (1, 0): B, (1, 1): FB}
+# Keys the disk cache of generated puzzles (`cached_task`): bump it whenever `generate_task` returns
+# other puzzles for some (task, n, seed, layout); tests/test_culture_cache.py pins its output.
+GENERATOR_VERSION = 1
 NOISE = 0.05  # fraction of block 3's cells recoloured at random in the first two structures
 MAX_AREA = 50
 
@@ -275,7 +280,14 @@ def make_quiz(task: str, rng: np.random.Generator, layout: PuzzleLayout) -> tupl
 def generate_task(task: str, n: int, seed: int, layout: PuzzleLayout) -> torch.Tensor:
     """(n, layout.length) int64 puzzles of one task, reproducible from (task, n, seed, layout)."""
     rng = np.random.default_rng([seed, TASKS.index(check_task(task))])
-    return torch.from_numpy(np.stack([make_quiz(task, rng, layout)[0] for _ in range(n)]))
+    with timing.stage("data"):
+        return torch.from_numpy(np.stack([make_quiz(task, rng, layout)[0] for _ in range(n)]))
+
+
+def cached_task(task: str, n: int, seed: int, layout: PuzzleLayout) -> torch.Tensor:
+    """`generate_task`'s puzzles, kept in the disk cache (verify.diskcache) between sessions."""
+    key = {"generator": GENERATOR_VERSION, "task": check_task(task), "n": n, "seed": seed, "layout": dataclasses.asdict(layout)}
+    return torch.from_numpy(diskcache.cached_array("culture-puzzles", key, lambda: generate_task(task, n, seed, layout).numpy()))
 
 
 def build_dataset(n_per_task: int, seed: int, layout: PuzzleLayout):

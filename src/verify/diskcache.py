@@ -1,0 +1,83 @@
+"""Arrays that are slow to make and depend on no weights (generated puzzles, the answer oracle's
+masks), kept on disk between sessions.
+
+Where: $VERIFY_CACHE_DIR, else ~/.cache/verify; deleting the folder clears the cache. An entry is
+named by its key: everything that decides the array (a generator's or definition's version, seeds,
+sizes, the layout, a digest of the input data), so a changed generator or definition never reads an
+entry made by another; whoever changes what a maker returns bumps the version in its key. An entry
+is a numpy .npz (read with allow_pickle=False: loading runs no code) holding the array, its key
+and the sha256 of its bytes; one that does not load, or whose key or digest disagree, is made
+again and overwritten, never trusted. Entries are written under a temporary name and renamed, so
+a reader (another pytest-xdist worker) never sees half a file. A cache folder that cannot be
+written costs the time to remake the array, nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from verify import timing
+
+ENV = "VERIFY_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(ENV) or Path.home() / ".cache" / "verify")
+
+
+def digest(array: np.ndarray) -> str:
+    """sha256 of an array's dtype, shape and bytes."""
+    h = hashlib.sha256(f"{array.dtype.str} {array.shape}".encode())
+    h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()
+
+
+def entry_path(kind: str, key: dict[str, Any]) -> Path:
+    name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+    return cache_dir() / kind / f"{name}.npz"
+
+
+def cached_array(kind: str, key: dict[str, Any], make: Callable[[], np.ndarray]) -> np.ndarray:
+    """The array `make()` returns for `key` (JSON-serialisable), from the cache when a sound
+    entry is there, else made, stored and returned. `kind` names the cache's subfolder."""
+    path = entry_path(kind, key)
+    text = json.dumps(key, sort_keys=True)
+    with timing.stage("data"):
+        found = read_entry(path, text)
+        if found is not None:
+            return found
+        array = np.asarray(make())
+        write_entry(path, text, array)
+        return array
+
+
+def read_entry(path: Path, key: str) -> np.ndarray | None:
+    """The entry's array, or None when it is missing, unreadable, or not the entry for `key`."""
+    try:
+        with np.load(path, allow_pickle=False) as entry:
+            array, stored_key, stored_digest = entry["array"], str(entry["key"]), str(entry["sha256"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    return array if stored_key == key and stored_digest == digest(array) else None
+
+
+def write_entry(path: Path, key: str, array: np.ndarray) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+    except OSError:
+        return  # an unwritable cache only costs the time to remake the array next session
+    try:
+        with os.fdopen(handle, "wb") as f:
+            np.savez(f, array=array, key=np.array(key), sha256=np.array(digest(array)))
+        os.replace(tmp, path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
