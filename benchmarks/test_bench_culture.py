@@ -16,10 +16,10 @@ from verify.culture.evaluate import greedy_answers, greedy_verdicts, teacher_for
 from verify.interventions import zero_ablation
 from verify.culture.layout import REAL_LAYOUT, PuzzleLayout
 from verify.culture.tasks import generate_task
-from verify.flops import forward_flops
+from verify.flops import executed_flops, forward_flops
 from verify.loaders.culture_pth import CULTURE_GPT_CONFIG
 
-PUZZLES = 8
+PUZZLES = 8  # below teacher_forced_verdicts' batch_size: one forward over all puzzles
 
 
 @dataclass
@@ -58,6 +58,11 @@ def case(request) -> Case:
     return random_real_architecture()
 
 
+def mlp_in_shape(case: Case) -> tuple[int, int, int]:
+    """The forward's MLP-in matmul: every position of every puzzle against W_in."""
+    return PUZZLES * (case.layout.length - 1), case.model.cfg.d_model, case.model.cfg.d_mlp
+
+
 def test_teacher_forced_vs_greedy(benchmark, record, case):
     model, layout, puzzles = case.model, case.layout, case.puzzles
     start = time.perf_counter()
@@ -68,12 +73,15 @@ def test_teacher_forced_vs_greedy(benchmark, record, case):
     start = time.perf_counter()
     teacher_forced_verdicts(model, puzzles, layout)
     tf_s = time.perf_counter() - start
-    record(forward_flops(model.cfg, PUZZLES, layout.length - 1), PUZZLES * (layout.length - 1),
-           greedy_seconds=round(greedy_s, 3), teacher_forced_seconds=round(tf_s, 4),
-           speedup_over_greedy=round(greedy_s / tf_s, 1), verdicts_per_s=round(PUZZLES / tf_s, 1))
+    flops = forward_flops(model.cfg, PUZZLES, layout.length - 1)
+    assert executed_flops(teacher_forced_verdicts, model, puzzles, layout) == flops
+    record(flops, PUZZLES * (layout.length - 1), matmul_shape=mlp_in_shape(case), greedy_seconds=round(greedy_s, 3),
+           teacher_forced_seconds=round(tf_s, 4), speedup_over_greedy=round(greedy_s / tf_s, 1), verdicts_per_s=round(PUZZLES / tf_s, 1))
 
 
 def test_forward_with_ablation_hook(benchmark, record, case):
     verdicts = benchmark(teacher_forced_verdicts, case.model, case.puzzles, case.layout, [zero_ablation(case.hook)])
     assert verdicts.shape == (PUZZLES,)
-    record(forward_flops(case.model.cfg, PUZZLES, case.layout.length - 1), PUZZLES * (case.layout.length - 1))
+    flops = forward_flops(case.model.cfg, PUZZLES, case.layout.length - 1)
+    assert executed_flops(teacher_forced_verdicts, case.model, case.puzzles, case.layout, [zero_ablation(case.hook)]) == flops
+    record(flops, PUZZLES * (case.layout.length - 1), matmul_shape=mlp_in_shape(case))

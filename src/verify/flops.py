@@ -1,6 +1,10 @@
-"""FLOP counts of what the benchmarks time (multiply-add = 2 FLOPs), so throughput reads as a rate."""
+"""FLOP counts of what the benchmarks time (multiply-add = 2 FLOPs), so throughput reads as a rate.
+Only matmuls are counted (embedding lookups, LayerNorm, activations and softmax are a vanishing share
+at these widths); `executed_flops` is torch's own count of the same, to check these formulas against."""
 
 from __future__ import annotations
+
+from torch.utils.flop_counter import FlopCounterMode
 
 
 def forward_flops(cfg, batch: int, seq_len: int, layers: int | None = None, unembed: bool = True) -> int:
@@ -8,6 +12,8 @@ def forward_flops(cfg, batch: int, seq_len: int, layers: int | None = None, unem
 
     Per token and block: QKV and output projections 2*4*d_model*d_head*n_heads, MLP 2*2*d_model*d_mlp,
     attention scores and mixing 2*2*seq_len*d_head*n_heads (full, unmasked, as the kernels compute it).
+    The unembedding adds 2*d_model*d_vocab per token; the embedding is a lookup (no FLOPs). A plain
+    (ungated) MLP, as every model here has.
     """
     layers = cfg.n_layers if layers is None else layers
     d_attn = cfg.d_head * cfg.n_heads
@@ -20,3 +26,10 @@ def forward_flops(cfg, batch: int, seq_len: int, layers: int | None = None, unem
 
 def sae_encode_flops(d_in: int, d_sae: int, n_tokens: int) -> int:
     return 2 * d_in * d_sae * n_tokens
+
+
+def executed_flops(fn, *args, **kwargs) -> int:
+    """Matmul FLOPs of the torch ops that `fn(*args, **kwargs)` executes, counted by torch."""
+    with FlopCounterMode(display=False) as counter:
+        fn(*args, **kwargs)
+    return counter.get_total_flops()
