@@ -162,7 +162,7 @@ def plot(runs: list[Run], names: list[str], path: Path) -> None:
     ax.set_xticks(list(x), [f"{r.label.split('/')[-1]}\n{r.commit}" for r in runs], rotation=45, ha="right", fontsize=7)
     ax.set_ylabel("FLOP rate / machine's 2048^3 matmul rate")
     ax.set_ylim(bottom=0)
-    ax.set_title("benchmark throughput as a fraction of the machine's matmul rate")
+    ax.set_title("benchmark throughput across saved runs")
     ax.legend(fontsize=7)
     fig.savefig(path, dpi=100)
 
