@@ -1,30 +1,38 @@
 """Activations at one hook point, computed in batches under inference mode.
 
 Only the asked-for hook is cached (`names_filter`) and the forward pass stops after the hook's
-block (`stop_at_layer`): an early hook costs a fraction of a full forward.
+block (`stop_at_layer`): an early hook costs a fraction of a full forward. A residual-stream hook
+between blocks (blocks.L.hook_resid_pre, blocks.L-1.hook_resid_post) is what the blocks before L
+return, so block L is not run for it. Given the residual stream entering block L (`start_at_layer`),
+only the blocks from L on are run.
 """
 
 from __future__ import annotations
 
 import torch
 
-from verify.hooks import stop_layer
+from verify import timing
+from verify.hooks import residual_layer, stop_layer
 
 
+@timing.stage("forward")
 @torch.inference_mode()
-def hook_activations(model, tokens: torch.Tensor, hook: str, batch_size: int = 256) -> torch.Tensor:
-    """(batch, pos, width) activations of `hook` for `tokens` (batch, pos), on the model's device."""
+def hook_activations(model, inputs: torch.Tensor, hook: str, batch_size: int = 256, start_at_layer: int | None = None) -> torch.Tensor:
+    """(batch, pos, width) activations of `hook` for `inputs`, on the model's device: tokens (batch,
+    pos), or with `start_at_layer` L the residual stream entering block L (batch, pos, d_model)."""
     if hook not in model.hook_dict:
         raise KeyError(f"the model has no hook point {hook!r}")
     stop = stop_layer(hook)
-    stop = None if stop >= model.cfg.n_layers else stop
-    out = []
-    for i in range(0, len(tokens), batch_size):
-        _, cache = model.run_with_cache(tokens[i : i + batch_size], names_filter=hook, stop_at_layer=stop, return_type=None)
-        out.append(cache[hook])
-    return torch.cat(out)
+    if residual_layer(hook) is not None and stop < model.cfg.n_layers:  # the blocks before `stop` return it
+        run = lambda batch: model(batch, start_at_layer=start_at_layer, stop_at_layer=stop)  # noqa: E731
+    else:
+        stop = None if stop >= model.cfg.n_layers else stop
+        run = lambda batch: model.run_with_cache(batch, names_filter=hook, start_at_layer=start_at_layer, stop_at_layer=stop,  # noqa: E731
+                                                 return_type=None)[1][hook]
+    return torch.cat([run(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)])
 
 
+@timing.stage("forward")
 @torch.inference_mode()
 def sae_feature_acts(sae, acts: torch.Tensor, batch_size: int = 8192) -> torch.Tensor:
     """SAE feature activations for hook activations (..., d_in) -> (..., d_sae)."""

@@ -21,12 +21,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from verify import stats
+from verify import stats, timing
 from verify.interventions import Hook, sae_splice, zero_ablation
 
 DEFINITION_VERSION = 1
 
 
+@timing.stage("forward")
 @torch.inference_mode()
 def explained_variance(sae, acts: torch.Tensor, batch_size: int = 8192) -> stats.Estimate:
     """acts (sequences, positions, d_in) -> explained variance, resampling sequences."""
@@ -63,13 +64,15 @@ def loss_recovered(losses: Callable[[list[Hook]], np.ndarray], hook: str, sae) -
     return stats.cluster_bootstrap(per_sequence, recovered)
 
 
+@timing.stage("forward")
 @torch.inference_mode()
 def summed_cross_entropy(model, tokens: torch.Tensor, targets: torch.Tensor, logit_positions: slice | torch.Tensor,
-                         hooks: list[Hook], batch_size: int = 64) -> np.ndarray:
-    """(sequences,) sum over `logit_positions` of -log p(target) with `hooks` applied."""
+                         hooks: list[Hook], batch_size: int = 64, start_at_layer: int | None = None) -> np.ndarray:
+    """(sequences,) sum over `logit_positions` of -log p(target) with `hooks` applied. With
+    `start_at_layer` L, `tokens` is the residual stream entering block L and only blocks L.. run."""
     out = []
     for i in range(0, len(tokens), batch_size):
-        logits = model.run_with_hooks(tokens[i : i + batch_size], fwd_hooks=hooks)[:, logit_positions].float()
+        logits = model.run_with_hooks(tokens[i : i + batch_size], start_at_layer=start_at_layer, fwd_hooks=hooks)[:, logit_positions].float()
         logp = torch.log_softmax(logits, -1).gather(-1, targets[i : i + batch_size, :, None])[..., 0]
         out.append(-logp.double().sum(1))
     return torch.cat(out).cpu().numpy()

@@ -12,6 +12,7 @@ import re
 import torch
 
 _BLOCK_HOOK = re.compile(r"^blocks\.(\d+)\.(.+)$")
+_BETWEEN_BLOCKS = re.compile(r"^blocks\.(\d+)\.hook_resid_(pre|post)$")
 
 
 def hook_shapes(model) -> dict[str, tuple[int, ...]]:
@@ -35,7 +36,18 @@ def hook_layer(hook: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def residual_layer(hook: str) -> int | None:
+    """L where `hook` reads the residual stream between blocks, entering block L (blocks.L.hook_resid_pre,
+    blocks.L-1.hook_resid_post): what a forward with stop_at_layer=L returns. None for other hooks."""
+    match = _BETWEEN_BLOCKS.match(hook)
+    return None if match is None else int(match.group(1)) + (match.group(2) == "post")
+
+
 def stop_layer(hook: str) -> int:
-    """`stop_at_layer` value that still runs `hook` (and nothing after its block)."""
+    """The blocks a forward runs to see `hook`'s activation (its `stop_at_layer`): those before the
+    hook's block, and that block too unless the hook reads the residual stream entering it."""
+    between = residual_layer(hook)
+    if between is not None:
+        return between
     layer = hook_layer(hook)
     return 0 if layer is None else layer + 1

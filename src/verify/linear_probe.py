@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from verify import timing
+
 RIDGE = 1e-3
 
 
@@ -23,6 +25,7 @@ class LinearProbe:
     bias: torch.Tensor  # (k * c,)
     n_classes: int
 
+    @timing.stage("forward")
     @torch.inference_mode()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """(..., d) activations -> (..., k) predicted classes."""
@@ -31,6 +34,7 @@ class LinearProbe:
         return out.argmax(-1).reshape(*x.shape[:-1], -1)
 
 
+@timing.stage("forward")
 @torch.inference_mode()
 def fit_linear_probe(x: torch.Tensor, labels: torch.Tensor, n_classes: int) -> LinearProbe:
     """Fit on activations x (..., d) and integer labels (..., k) in [0, n_classes), in float64."""

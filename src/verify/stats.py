@@ -12,6 +12,8 @@ from typing import Callable
 
 import numpy as np
 
+from verify import timing
+
 N_BOOT = 1000
 CONFIDENCE = 0.95
 
@@ -26,6 +28,7 @@ class Estimate:
         return f"{self.value:.4f} [{self.lo:.4f}, {self.hi:.4f}]"
 
 
+@timing.stage("statistics")
 def cluster_bootstrap(
     sums: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray], seed: int = 0, n_boot: int = N_BOOT
 ) -> Estimate:

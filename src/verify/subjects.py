@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from verify import hooks, loaders, registry, sources
+from verify import hooks, loaders, registry, sources, timing
 from verify.manifest import Manifest, ManifestError, load_manifest, parse_claim
 from verify.params import SAEShape, Shape, check_params, check_values
 
@@ -179,6 +179,7 @@ class Subject:
                        dict(self.saes) if saes is None else saes, self.device, self.data_cache)
 
 
+@timing.stage("load")
 def load_subject(m: Manifest, device: str, data_cache: dict | None = None) -> Subject:
     """Fetch, hash-check and load the model and SAEs. Raises SourceUnavailable when offline."""
     spec = m.model

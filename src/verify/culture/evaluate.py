@@ -7,11 +7,14 @@ position (by induction over positions), so one batched forward replaces `cells` 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 
+from verify import timing
 from verify.culture.layout import PuzzleLayout
+from verify.hooks import hook_layer
 from verify.interventions import Hook
 
 
@@ -21,20 +24,58 @@ def check_hooks(model, hooks: Sequence[Hook]) -> None:
             raise KeyError(f"the model has no hook point {name!r}")
 
 
+@dataclass(frozen=True)
+class Residual:
+    """The residual stream entering block `layer` of a clean forward over some puzzles: a hooked
+    forward whose hooks all lie in that block or later starts from it and runs only those blocks."""
+
+    layer: int
+    stream: torch.Tensor  # (puzzles, length - 1, d_model)
+
+
+@timing.stage("forward")
 @torch.inference_mode()
 def teacher_forced_verdicts(model, tokens: torch.Tensor, layout: PuzzleLayout, hooks: Sequence[Hook] = (),
-                            batch_size: int = 32) -> torch.Tensor:
-    """(N,) bool: puzzle solved (argmax right at every answer cell) with `hooks` applied."""
+                            batch_size: int = 32, start: Residual | None = None) -> torch.Tensor:
+    """(N,) bool: puzzle solved (argmax right at every answer cell) with `hooks` applied; from the
+    clean residual stream `start` of these puzzles, when given."""
     layout.check(tokens)
     check_hooks(model, hooks)
+    if start is not None:
+        early = [name for name, _ in hooks if (hook_layer(name) or 0) < start.layer]
+        if early:
+            raise ValueError(f"hook {early[0]!r} lies before block {start.layer}, where the forward starts")
     tokens = tokens.to(model.cfg.device)
-    answer, logit_pos = layout.answer_slice, layout.answer_logits_slice
     out = []
     for i in range(0, len(tokens), batch_size):
         batch = tokens[i : i + batch_size]
-        logits = model.run_with_hooks(batch[:, :-1], fwd_hooks=list(hooks))  # the last token predicts nothing
-        out.append((logits[:, logit_pos].argmax(-1) == batch[:, answer]).all(-1))
+        if start is None:
+            logits = model.run_with_hooks(batch[:, :-1], fwd_hooks=list(hooks))  # the last token predicts nothing
+        else:
+            logits = model.run_with_hooks(start.stream[i : i + batch_size], start_at_layer=start.layer, fwd_hooks=list(hooks))
+        out.append(solved(logits, batch, layout))
     return torch.cat(out)
+
+
+@timing.stage("forward")
+@torch.inference_mode()
+def clean_verdicts_and_residual(model, tokens: torch.Tensor, layout: PuzzleLayout, layer: int,
+                                batch_size: int = 32) -> tuple[torch.Tensor, Residual]:
+    """`teacher_forced_verdicts` without hooks, and the residual stream entering block `layer` on
+    the way: the same blocks run on the same batches, so the verdicts are those of one forward."""
+    layout.check(tokens)
+    tokens = tokens.to(model.cfg.device)
+    out, streams = [], []
+    for i in range(0, len(tokens), batch_size):
+        batch = tokens[i : i + batch_size]
+        streams.append(model(batch[:, :-1], stop_at_layer=layer))
+        out.append(solved(model(streams[-1], start_at_layer=layer), batch, layout))
+    return torch.cat(out), Residual(layer, torch.cat(streams))
+
+
+def solved(logits: torch.Tensor, batch: torch.Tensor, layout: PuzzleLayout) -> torch.Tensor:
+    """(batch,) bool: the argmax is right at every answer cell."""
+    return (logits[:, layout.answer_logits_slice].argmax(-1) == batch[:, layout.answer_slice]).all(-1)
 
 
 @torch.inference_mode()

@@ -20,8 +20,9 @@ import torch
 
 from verify import fidelity, stats
 from verify.culture import data as culture_data
-from verify.culture.evaluate import teacher_forced_verdicts
+from verify.culture.evaluate import Residual, clean_verdicts_and_residual, teacher_forced_verdicts
 from verify.culture.layout import PuzzleLayout
+from verify.hooks import hook_layer
 from verify.interventions import sae_splice, shuffled_decoder, zero_ablation
 from verify.params import Count, Fraction, Hook, Range, SAEName
 from verify.registry import Claim, DataSource, register_claim, register_source
@@ -139,10 +140,39 @@ def puzzles(subject, task: str, which: str = "confirmation") -> torch.Tensor:
     return subject.data(("puzzles", task, which), make)
 
 
+def intervention_layer(subject) -> int | None:
+    """The first block that the subject's ablation and splice claims intervene in (their hook's,
+    their SAE's), where the clean forward keeps the residual stream; None when no claim does."""
+    claims = subject.manifest.claims
+    hooks = [claims[name].hook for name in ("ablation_breaks_one_task",) if name in claims]
+    hooks += [subject.manifest.saes[claims[name].sae].hook for name in ("sae_splice_restores",) if name in claims]
+    layers = [hook_layer(hook) for hook in hooks]
+    return None if not layers or None in layers else min(layers)
+
+
+def clean_run(subject, task: str, which: str) -> tuple[np.ndarray, Residual | None]:
+    """(N,) bool clean solved flags, and the residual stream entering the intervention layer (None
+    without one), computed once per subject, task and split."""
+    def run():
+        tokens, grid, layer = puzzles(subject, task, which), layout(subject), intervention_layer(subject)
+        if layer is None:
+            return teacher_forced_verdicts(subject.model, tokens, grid).cpu().numpy(), None
+        flags, stream = clean_verdicts_and_residual(subject.model, tokens, grid, layer)
+        return flags.cpu().numpy(), stream
+
+    return subject.cached(("clean run", task, which), run)
+
+
 def verdicts(subject, task: str, hooks=(), which: str = "confirmation") -> np.ndarray:
-    """(N,) bool solved flags; the clean ones are computed once per subject, task and split."""
-    run = lambda: teacher_forced_verdicts(subject.model, puzzles(subject, task, which), layout(subject), hooks).cpu().numpy()  # noqa: E731
-    return run() if hooks else subject.cached(("clean verdicts", task, which), run)
+    """(N,) bool solved flags. Clean: computed once per subject, task and split. With hooks: from
+    the clean residual stream where every hook lies at or after the block it enters (exact: the
+    blocks before it would compute the same stream again), else by a whole forward."""
+    clean, start = clean_run(subject, task, which)
+    if not hooks:
+        return clean
+    if start is not None and any((hook_layer(name) or 0) < start.layer for name, _ in hooks):
+        start = None
+    return teacher_forced_verdicts(subject.model, puzzles(subject, task, which), layout(subject), hooks, start=start).cpu().numpy()
 
 
 def rate(flags: np.ndarray) -> stats.Estimate:
@@ -282,14 +312,17 @@ def sae_fidelity(subject, sae_name: str, task: str) -> list:
     spec, sae = subject.manifest.saes[sae_name], subject.saes[sae_name]
     grid = layout(subject)
     tokens = puzzles(subject, task).to(subject.device)
-    inputs, targets = tokens[:, :-1], tokens[:, grid.answer_slice]
+    inputs, targets, layer = tokens[:, :-1], tokens[:, grid.answer_slice], None
+    _, start = clean_run(subject, task, "confirmation")
+    if start is not None and (hook_layer(spec.hook) or 0) >= start.layer:  # run only the blocks from the clean stream on
+        inputs, layer = start.stream, start.layer
 
     def measure():
         from verify.activations import hook_activations
 
-        ev = fidelity.explained_variance(sae, hook_activations(subject.model, inputs, spec.hook))
-        recovered = fidelity.loss_recovered(
-            lambda hooks: fidelity.summed_cross_entropy(subject.model, inputs, targets, grid.answer_logits_slice, hooks), spec.hook, sae)
+        ev = fidelity.explained_variance(sae, hook_activations(subject.model, inputs, spec.hook, start_at_layer=layer))
+        recovered = fidelity.loss_recovered(lambda hooks: fidelity.summed_cross_entropy(
+            subject.model, inputs, targets, grid.answer_logits_slice, hooks, start_at_layer=layer), spec.hook, sae)
         return ev, recovered
 
     ev, recovered = subject.cached(("sae fidelity", sae_name, task), measure)

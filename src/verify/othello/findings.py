@@ -20,8 +20,9 @@ from typing import Annotated
 import numpy as np
 import torch
 
-from verify import fidelity, stats
+from verify import fidelity, stats, timing
 from verify.activations import hook_activations, sae_feature_acts
+from verify.hooks import residual_layer
 from verify.interventions import random_like
 from verify.othello import rules as othello
 from verify.othello.data import input_tokens, positions, split
@@ -92,8 +93,15 @@ class FeatureEmptiness:
 
 def split_activations(subject, which: str, hook: str) -> torch.Tensor:
     """Hook activations on a split, computed once per subject (a copy with other weights has its own)."""
-    games = split(subject, which)
-    return subject.cached(("acts", which, hook),
+    return games_activations(subject, split(subject, which), which, hook)
+
+
+def games_activations(subject, games, name: str, hook: str) -> torch.Tensor:
+    """Hook activations of the subject's model on `games`, cached under `name`, which must name
+    these games. The residual-stream hooks between two blocks (blocks.L.hook_resid_pre,
+    blocks.L-1.hook_resid_post) read one tensor, cached once under L."""
+    between = residual_layer(hook)
+    return subject.cached(("acts", name, hook if between is None else f"residual entering block {between}"),
                           lambda: hook_activations(subject.model, input_tokens(subject, games), hook))
 
 
@@ -201,6 +209,7 @@ def measure_legal_move_rate(subject, p: LegalMoveRate | None = None) -> stats.Es
     return subject.cached(("legal move rate",), lambda: legal_move_rate(subject))
 
 
+@timing.stage("forward")
 @torch.inference_mode()
 def legal_move_rate(subject, batch_size: int = 256) -> stats.Estimate:
     games = split(subject, "confirmation")
@@ -235,11 +244,15 @@ def sae_fidelity(subject, sae_name: str) -> list:
     games = split(subject, "confirmation")
     tokens = input_tokens(subject, games)
     targets = torch.from_numpy(games.tokens[:, 1 : othello.MODEL_INPUT_LENGTH + 1]).to(subject.device)  # logits at t predict move t + 1
+    start = residual_layer(spec.hook)
 
     def measure():
-        ev = fidelity.explained_variance(sae, split_activations(subject, "confirmation", spec.hook))
-        recovered = fidelity.loss_recovered(lambda hooks: fidelity.summed_cross_entropy(subject.model, tokens, targets, slice(None), hooks),
-                                            spec.hook, sae)
+        acts = split_activations(subject, "confirmation", spec.hook)
+        ev = fidelity.explained_variance(sae, acts)
+        # a residual hook's activations are the stream entering its block: the forwards start there
+        inputs, layer = (tokens, None) if start is None or start >= subject.model.cfg.n_layers else (acts, start)
+        recovered = fidelity.loss_recovered(lambda hooks: fidelity.summed_cross_entropy(
+            subject.model, inputs, targets, slice(None), hooks, start_at_layer=layer), spec.hook, sae)
         return ev, recovered
 
     ev, recovered = subject.cached(("sae fidelity", sae_name), measure)

@@ -22,7 +22,7 @@ from verify.interventions import random_model_like
 from verify.linear_probe import fit_linear_probe
 from verify.othello import rules
 from verify.othello.data import input_tokens, positions, split
-from verify.othello.findings import competence
+from verify.othello.findings import competence, games_activations
 from verify.params import Fraction, VectorHook
 from verify.registry import Claim, register_claim
 from verify.verdicts import Check, Note
@@ -66,13 +66,14 @@ class BoardProbeResult:
 def compare_probes(subject, hook: str, train: rules.Games, test: rules.Games, names: tuple[str, str], random_seed: int) -> BoardProbeResult:
     """Fit the probes on `train` and score them on `test` (activations cached under `names`)."""
 
-    def acts(model, games, name):
-        return subject.cached(("probe acts", name, hook), lambda: hook_activations(model, input_tokens(subject, games), hook))
-
     fresh = subject.cached(("random model", random_seed), lambda: random_model_like(subject.model, random_seed))
-    ours_train, ours_test = acts(subject.model, train, names[0]), acts(subject.model, test, names[1])
-    base_train = acts(fresh, train, f"{names[0]}, random model {random_seed}")
-    base_test = acts(fresh, test, f"{names[1]}, random model {random_seed}")
+
+    def random_model_acts(games, name):
+        return subject.cached(("probe acts", name, hook), lambda: hook_activations(fresh, input_tokens(subject, games), hook))
+
+    ours_train, ours_test = games_activations(subject, train, names[0], hook), games_activations(subject, test, names[1], hook)
+    base_train = random_model_acts(train, f"{names[0]}, random model {random_seed}")
+    base_test = random_model_acts(test, f"{names[1]}, random model {random_seed}")
     mine_train, mine_test = board_labels(train, "mine/theirs"), board_labels(test, "mine/theirs")
 
     cells = np.full(len(test), float(mine_test[0].numel()))

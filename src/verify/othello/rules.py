@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from verify import timing
+
 EMPTY, BLACK, WHITE = 0, 1, -1
 CENTRE_SQUARES = (27, 28, 35, 36)
 ROWS = "ABCDEFGH"
@@ -172,6 +174,7 @@ class Games:
         return Games(self.squares[index], self.states[index], self.next_player[index], self.legal[index])
 
 
+@timing.stage("data")
 def generate_games(n_games: int, seed: int, batch: int = 4096) -> Games:
     """`n_games` full 60-move games with uniformly random legal moves, reproducible from `seed`.
 
