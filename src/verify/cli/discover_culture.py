@@ -16,6 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
 from verify import stats
 from verify.culture.data import TASKS
 from verify.cli.manifest_tables import update_manifest
@@ -32,11 +34,11 @@ def sweep(subject) -> dict[str, dict[str, float]]:
     """hook -> task -> broken rate on the selection split's determined puzzles."""
     table = {}
     hooks = [f"blocks.{layer}.{name}" for layer in range(subject.model.cfg.n_layers) for name in ("hook_attn_out", "hook_mlp_out")]
-    for i, hook in enumerate(hooks):
+    for i, hook in enumerate(tqdm(hooks, desc="ablation sweep", unit="hook", disable=None)):  # a bar on a terminal only
         table[hook] = {task: float(f.broken_by(subject, task, [zero_ablation(hook)], "selection")[f.counted(subject, task, "selection", "determined")].mean())
                        for task in TASKS}
         row = " ".join(f"{t}={r:.2f}" for t, r in table[hook].items())
-        print(f"[{i + 1}/{len(hooks)}] {hook}: {row}", file=sys.stderr, flush=True)
+        tqdm.write(f"[{i + 1}/{len(hooks)}] {hook}: {row}", file=sys.stderr)
     return table
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from verify import stats
 from verify.othello import rules as othello
@@ -116,12 +117,12 @@ def discover_probe_hook(subject) -> tuple[str, probe.BoardProbeResult]:
     half = len(games) // 2
     train, test = games.take(slice(0, half)), games.take(slice(half, None))
     results = {}
-    for layer in range(subject.model.cfg.n_layers):
+    for layer in tqdm(range(subject.model.cfg.n_layers), desc="probe per layer", unit="layer", disable=None):  # a bar on a terminal only
         hook = f"blocks.{layer}.hook_resid_post"
         results[hook] = probe.compare_probes(subject, hook, train, test, ("selection first half", "selection second half"), 0)
         r = results[hook]
-        print(f"F6: {hook}: probe accuracy {r.accuracy.value:.4f} (random model {r.random_accuracy.value:.4f}, "
-              f"black/white {r.colour_accuracy.value:.4f})", file=sys.stderr)
+        tqdm.write(f"F6: {hook}: probe accuracy {r.accuracy.value:.4f} (random model {r.random_accuracy.value:.4f}, "
+                   f"black/white {r.colour_accuracy.value:.4f})", file=sys.stderr)
     hook = max(results, key=lambda h: results[h].accuracy.value)
     return hook, results[hook]
 

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 import tomlkit
+from tqdm import tqdm
 
 from verify import registry
 from verify.cli.manifest_tables import set_keys
@@ -47,7 +48,7 @@ def measure(manifest: Path, device: str) -> dict[str, dict[str, float]]:
                                                               confirmation_seed=data.selection_seed))
     subject = load_subject(swapped, device)
     found: dict[str, dict[str, float]] = {}
-    for name, params in m.claims.items():
+    for name, params in tqdm(m.claims.items(), desc="claims", unit="claim", disable=None):  # a bar on a terminal only
         claim = registry.get_claim(name)
         if claim.preconditions is None:
             continue
@@ -56,7 +57,7 @@ def measure(manifest: Path, device: str) -> dict[str, dict[str, float]]:
                 if check.what.startswith("precondition: SAE ") and label in check.what:
                     sae = check.what.split()[2]
                     found.setdefault(sae, {})[key] = min(found.get(sae, {}).get(key, math.inf), check.estimate.value)
-                    print(f"{name}: {check.what} = {check.estimate} on the selection split", file=sys.stderr)
+                    tqdm.write(f"{name}: {check.what} = {check.estimate} on the selection split", file=sys.stderr)
     return found
 
 

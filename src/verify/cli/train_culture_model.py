@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
+from tqdm import tqdm
 
 from verify.culture.data import TASKS
 from verify.culture.evaluate import teacher_forced_verdicts
@@ -95,7 +96,7 @@ def solved_rates(model, puzzles: torch.Tensor, per_task: int) -> dict[str, float
 def train(out: Path, device: str, minutes: float, from_stage: int = 1) -> None:
     """Run stages from_stage.. of CONFIG; a stage > 1 starts from the weights that stage 1.. left in `out`."""
     cfg = CONFIG
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    log = lambda msg: tqdm.write(msg, file=sys.stderr)  # noqa: E731 - above the progress bar, not through it
     if not 1 <= from_stage <= len(cfg["stages"]):
         raise SystemExit(f"--from-stage {from_stage}: CONFIG has stages 1..{len(cfg['stages'])}")
     torch.manual_seed(cfg["model"]["seed"])
@@ -154,6 +155,8 @@ def train_stage(model, stage: dict, held_out: torch.Tensor, device: str, deadlin
             + " ".join(f"{t}={r:.2f}" for t, r in rates.items()))
         save()
 
+    # disable=None: a bar on a terminal only, so logs and CI output keep the evaluation lines alone
+    bar = tqdm(total=total, desc=f"stage {record['stage']}", unit="step", disable=None)
     for _ in range(stage["epochs"]):
         order = torch.randperm(len(x), generator=gen).to(device)
         for b in range(steps_per_epoch):
@@ -166,12 +169,15 @@ def train_stage(model, stage: dict, held_out: torch.Tensor, device: str, deadlin
             opt.step()
             sched.step()
             step += 1
+            bar.update()
             if step % cfg["eval_every"] == 0 or step == total:
                 evaluate(loss.item())
             if time.time() > deadline and step < total:
                 record["stopped"] = "time budget reached"
                 evaluate(loss.item())
+                bar.close()
                 return False
+    bar.close()
     record["stopped"] = "all epochs done"
     save()
     return True

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from verify.othello import rules as othello
 from verify.cli.checkpoint import build_model, save_checkpoint, train_command, warmup_cosine
@@ -70,7 +71,7 @@ def legal_top1_rate(model, tokens: torch.Tensor, legal_tokens: torch.Tensor, bat
 def train(out: Path, device: str, minutes: float) -> None:
     cfg = CONFIG
     torch.manual_seed(cfg["model"]["seed"])
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    log = lambda msg: tqdm.write(msg, file=sys.stderr)  # noqa: E731 - above the progress bar, not through it
     log(f"generating {cfg['train_games']} training games (seed {cfg['train_seed']}) ...")
     t0 = time.time()
     train_games = othello.generate_games(cfg["train_games"], cfg["train_seed"])
@@ -91,6 +92,7 @@ def train(out: Path, device: str, minutes: float) -> None:
     rate = legal_top1_rate(model, ex, ey)
     log(f"start: legal top-1 {rate:.4f}; {total} steps of {cfg['batch_games']} games on {device}")
     stop_reason = "all epochs done"
+    bar = tqdm(total=total, unit="step", disable=None)  # on a terminal only: logs keep the evaluation lines alone
     for epoch in range(cfg["epochs"]):
         order = torch.randperm(len(x), generator=gen).to(device)
         for b in range(steps_per_epoch):
@@ -102,6 +104,7 @@ def train(out: Path, device: str, minutes: float) -> None:
             opt.step()
             sched.step()
             step += 1
+            bar.update()
             if step % 200 == 0 or step == total:
                 rate = legal_top1_rate(model, ex, ey)
                 elapsed = time.time() - start
@@ -114,6 +117,7 @@ def train(out: Path, device: str, minutes: float) -> None:
         else:
             continue
         break
+    bar.close()
     rate = legal_top1_rate(model, ex, ey)
     history.append({"step": step, "loss": round(loss.item(), 5), "legal_top1": round(rate, 5), "seconds": round(time.time() - start)})
     save(model, out, cfg, history, device, step, stop_reason)
