@@ -49,3 +49,15 @@ def test_a_rebuilt_header_keeps_the_claims(tmp_path):
     after = tomllib.loads(path.read_text())
     assert after["model"]["sha256"] == {"weights": "ab", "config": "cd"}
     assert after["claims"] == before["claims"] and after["data"] == before["data"]
+
+
+def test_setting_keys_of_an_inherited_table_is_refused_naming_the_parent(tmp_path):
+    import pytest
+
+    from verify.cli.manifest_tables import set_keys
+
+    child = tmp_path / "child.toml"
+    child.write_text(f'extends = "{OTHELLO_TINY}"\nname = "child"\n')
+    with pytest.raises(ValueError, match=r"child.toml: no \[saes.resid\] table of its own .*it extends .*othello-tiny.toml"):
+        set_keys(child, "saes.resid", {"min_explained_variance": 0.5})
+    assert child.read_text() == f'extends = "{OTHELLO_TINY}"\nname = "child"\n'

@@ -34,6 +34,8 @@ def measure(manifest: Path, device: str) -> dict[str, dict[str, float]]:
     """SAE name -> floor key -> selection-split value."""
     manifest = manifest.resolve()
     doc = tomlkit.parse(manifest.read_text())
+    if "extends" in doc:  # its SAEs' floors live in (and are inherited from) the manifest it extends
+        raise SystemExit(f"{manifest}: extends {doc['extends']}; measure the floors on the manifest that declares the SAEs")
     for table in doc.get("saes", {}).values():  # provisional floors, so the manifest can be read
         for key in FLOORS.values():
             table.setdefault(key, -math.inf)

@@ -63,6 +63,9 @@ def set_keys(path: Path, dotted: str, values: dict) -> None:
     doc = tomlkit.parse(Path(path).read_text())
     table = doc
     for part in dotted.split("."):
+        if part not in table:  # e.g. a table an extending manifest inherits: its parent's to change
+            inherited = f" (it extends {doc['extends']}: set them in the manifest that declares [{dotted}])" if "extends" in doc else ""
+            raise ValueError(f"{path}: no [{dotted}] table of its own to set {', '.join(values)} in{inherited}")
         table = table[part]
     for key, value in values.items():
         table[key] = _value(value)
