@@ -193,13 +193,15 @@ def solved_any_valid(subject, task: str, which: str) -> np.ndarray:
     argument, greedy generation yields answer a iff the argmax is right at every cell with a in place."""
     flags = verdicts(subject, task, which=which).copy()
     tokens, grid = puzzles(subject, task, which), layout(subject)
-    for i in np.flatnonzero(~flags & ~counted(subject, task, which, "determined")):
-        for answer in oracle.valid_answers(tokens[i].numpy(), task, grid):
-            other = tokens[i].clone()
-            other[grid.answer_slice] = torch.from_numpy(np.frombuffer(answer, dtype=np.int64).copy())
-            if teacher_forced_verdicts(subject.model, other[None], grid)[0]:
-                flags[i] = True
-                break
+    answers = {int(i): oracle.answer_grids(tokens[i], task, grid) for i in np.flatnonzero(~flags & ~counted(subject, task, which, "determined"))}
+    # round k tries the k-th answer of every puzzle no earlier answer solved, in one batched forward
+    for k in range(max((len(a) for a in answers.values()), default=0)):
+        tried = [i for i, a in answers.items() if k < len(a) and not flags[i]]
+        if not tried:
+            break
+        rows = tokens[tried].clone()
+        rows[:, grid.answer_slice] = torch.from_numpy(np.stack([answers[i][k] for i in tried]))
+        flags[np.array(tried)[teacher_forced_verdicts(subject.model, rows, grid).cpu().numpy()]] = True
     return flags
 
 

@@ -552,6 +552,20 @@ def valid_answers(tokens, task: str, layout: PuzzleLayout, limit: int | None = N
     return solve(tokens, task, layout, limit).answers
 
 
+def answer_grids(tokens, task: str, layout: PuzzleLayout) -> np.ndarray:
+    """(answers, layout.cells) int64: every valid answer of one puzzle, in byte order. Kept in the
+    disk cache (verify.diskcache) between sessions, keyed by VERSION, the task, the layout and the
+    puzzle's digest."""
+    row = torch.as_tensor(tokens).cpu().numpy().astype(np.int64)
+    key = {"oracle": VERSION, "task": check_task(task), "layout": dataclasses.asdict(layout), "puzzle": diskcache.digest(row)}
+
+    def solve_one() -> np.ndarray:
+        answers = sorted(valid_answers(row, task, layout))
+        return np.array([np.frombuffer(a, dtype=np.int64) for a in answers], dtype=np.int64).reshape(len(answers), layout.cells)
+
+    return diskcache.cached_array("culture-answers", key, solve_one)
+
+
 def determined(puzzles, task: str, layout: PuzzleLayout) -> np.ndarray:
     """(N,) bool over a (N, layout.length) batch: the puzzle allows exactly one answer."""
     puzzles = torch.as_tensor(puzzles)
