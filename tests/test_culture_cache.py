@@ -107,3 +107,12 @@ def test_the_oracle_version_pins_its_masks_and_the_cache_returns_them():
             mask = O.determined_not_degenerate(puzzles, task, TINY)
             assert "".join("1" if m else "0" for m in mask) == expected
     assert len(list(diskcache.cache_dir().glob("culture-determined/*.npz"))) == len(TASKS)
+
+
+def test_cached_answer_grids_are_the_oracles_answers():
+    for task in ("contact", "half_fill"):  # the tasks with undetermined 6x6 puzzles above
+        for row in T.generate_task(task, 12, 7, TINY):
+            expected = {a for a in O.valid_answers(row, task, TINY)}
+            for _ in range(2):  # made, then read from the cache
+                grids = O.answer_grids(row, task, TINY)
+                assert grids.shape[1:] == (TINY.cells,) and {g.tobytes() for g in grids} == expected
