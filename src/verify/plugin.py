@@ -291,7 +291,8 @@ def progress(request: pytest.FixtureRequest, what: str) -> None:
         return
     state = request.config.stash[PROGRESS]
     state[0] += 1
-    tr.write_line(f"[verify] {what} ({state[0]} of {state[1]} claims)")
+    with request.config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():  # as live logging does
+        tr.write_line(f"[verify] {what} ({state[0]} of {state[1]} claims)")
 
 
 GATE_LINES = pytest.StashKey()
