@@ -49,3 +49,21 @@ def test_the_series_and_the_embedded_subjects_run_together():
     """Every name is its own: the series can be added to a run of the embedded subjects."""
     subjects = SubjectSet([*manifest_paths(SUBJECTS_DIR), *manifest_paths(SERIES)], "cpu")
     assert {f"culture-tiny-stage{n}" for n in STAGES} | {"culture-tiny"} <= set(subjects.manifests)
+
+
+def test_the_shipped_series_report_shows_each_claim_per_checkpoint(tmp_path):
+    """docs/culture-tiny-series/ledger.json (a real run of the series) rebuilds into a report with a
+    chart per claim across the four stages, in training order."""
+    from verify import ledger, report
+
+    run = ledger.read(SERIES.parent.parent / "docs" / "culture-tiny-series" / "ledger.json")
+    assert list(run.subjects) == [f"culture-tiny-stage{n}" for n in STAGES]
+    report.write(run, tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    section = text.split("## Claims across subjects")[1].split("## Subject ")[0]
+    for claim in ("solved_rate", "ablation_breaks_one_task", "sae_splice_restores"):
+        assert f"![{claim} per subject](figures/" in section
+        assert all(f"| culture-tiny-stage{n} |" in section for n in STAGES)
+    verdicts = {(r.subject, r.claim): r.verdict for r in run.records}
+    assert verdicts[("culture-tiny-stage5", "ablation_breaks_one_task")] == "held"
+    assert verdicts[("culture-tiny-stage4", "ablation_breaks_one_task")] == "failed"
