@@ -341,7 +341,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     if not recorder.lines and not claim_reports:
         return
     tr = terminalreporter
-    tr.section("claims: measured against thresholds")
+    tr.write_sep("=", "claims: measured against thresholds")  # write_sep ends a pending progress line first; section does not
     for nodeid in sorted(recorder.lines):  # the same order serially and under xdist
         tr.write_line(plain_nodeid(nodeid))
         for line in recorder.lines[nodeid]:
@@ -387,7 +387,7 @@ def plain_nodeid(nodeid: str) -> str:
 
 
 def write_durations(tr, recorder: Recorder) -> None:
-    tr.section("claims: where the time went (seconds)")
+    tr.write_sep("=", "claims: where the time went (seconds)")
     rows = sorted(recorder.records.values(), key=lambda r: -sum(r.seconds.values()))
     for r in rows:
         tr.write_line(f"{sum(r.seconds.values()):7.2f}  {r.claim} on {r.subject}: {describe(r.seconds)}")
