@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from tests.conftest import OTHELLO_TINY, ROOT
 from verify import drift, ledger
+from verify.sources import sha256_of
 
 EMBEDDED = ("--subject", "culture-tiny", "--subject", "othello-tiny")
 
@@ -82,11 +83,12 @@ def test_each_shard_writes_a_ledger_that_validates(shards):
         part = ledger.read(shards["dir"] / f"part{k}")
         assert set(part.subjects) == {subject}, "a shard holds whole subjects"
         assert part.schema_version == ledger.SCHEMA_VERSION
-        assert part.environment.packages["torch"] == torch.__version__.split("+")[0] or part.environment.packages["torch"]
+        assert part.environment.packages["torch"] == torch.__version__
+        assert part.environment.git_commit and len(part.environment.git_commit) == 40
         record = part.subjects[subject]
         assert record.available and record.files and record.device == "cpu" and record.dtype == "torch.float32"
         for f in record.files:
-            assert f.sha256 == __import__("verify.sources", fromlist=["x"]).sha256_of(Path(f.path))
+            assert f.sha256 == sha256_of(Path(f.path))
         assert record.fingerprint is not None and record.fingerprint.hooks and record.fingerprint.top1
         for r in (r for r in part.records if r.subject == subject):
             assert r.verdict == "held", r
