@@ -5,9 +5,17 @@ claim (every check and note with its interval and bounds, the verdict, the param
 metric-definition version), one `SubjectRecord` per subject (sha256 of every file read, seeds,
 device, dtype, an activation fingerprint), and the run's environment (package versions, git
 commit). The schema is the pydantic models below; `SCHEMA_VERSION` changes whenever a field's
-meaning does, and a ledger of another schema version is refused, never reinterpreted.
+meaning does, and a ledger of another schema version is refused, never reinterpreted. Version 2
+added the verdict `absent` (a finding the manifest declares absent, measured not holding) and the
+record's `expect` / `expect_reason`; a version-1 ledger means the same with neither, so it is read
+as it is (every version-1 claim was expected present), and ledgers are written as version 2.
 
-Numbers that are not finite (a NaN rate over zero puzzles) are stored as null.
+Numbers that are not finite (a NaN rate over zero puzzles) are stored as null; a ledger file with
+`Infinity` or `NaN` where a value, bound or tolerance belongs is refused.
+
+`read` trusts nothing it reads: every check's `passed` is recomputed from its value and bounds,
+every verdict from its checks (`inconsistencies`), and a (subject, claim) recorded twice is
+refused, so a hand-edited ledger cannot mark a failing value held.
 """
 
 from __future__ import annotations
@@ -16,17 +24,23 @@ import dataclasses
 import json
 import math
 import platform
+import re
 import subprocess
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 VERSIONED_PACKAGES = ("torch", "transformer_lens", "sae_lens", "datasets", "numpy", "verify")
-Verdict = Literal["held", "failed", "not_measurable", "skipped"]
+# absent: the manifest declares the finding absent on this subject (expect = "absent") and it was
+# measured not holding, an expected failure
+Verdict = Literal["held", "failed", "not_measurable", "skipped", "absent"]
+MAX_BYTES = 512 * 2**20  # a ledger is megabytes; a larger file is not one
+SQUARE = re.compile(r"[A-H][0-7]")
 
 
 class Strict(BaseModel):
@@ -35,6 +49,8 @@ class Strict(BaseModel):
 
 class Measured(Strict):
     """One printed line of a claim: a judged check (with bounds) or a reported note."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     what: str
     kind: Literal["check", "note"]
@@ -49,6 +65,15 @@ class Measured(Strict):
     def half_width(self) -> float:
         return 0.0 if self.lo is None or self.hi is None else (self.hi - self.lo) / 2
 
+    @property
+    def within_bounds(self) -> bool:
+        """The check recomputed: a value (not NaN, stored as null) inside its bounds."""
+        return within(self.value, self.bound_lo, self.bound_hi)
+
+
+def within(value: float | None, lo: float | None, hi: float | None) -> bool:
+    return value is not None and (lo is None or value >= lo) and (hi is None or value <= hi)
+
 
 class BoardFigure(Strict):
     """An 8x8 map of one number per board square (rows A..H, columns 0..7), `marked` squares outlined."""
@@ -58,6 +83,15 @@ class BoardFigure(Strict):
     values: list[list[float | None]]
     marked: list[str] = []
     label: str = ""
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if len(self.values) != 8 or any(len(row) != 8 for row in self.values):
+            raise ValueError(f"board values must be 8 rows of 8, got rows of {[len(row) for row in self.values]}")
+        bad = [s for s in self.marked if not SQUARE.fullmatch(s)]
+        if bad:
+            raise ValueError(f"marked square {bad[0]!r} is not a board square (A0..H7)")
+        return self
 
 
 class HistogramFigure(Strict):
@@ -69,11 +103,24 @@ class HistogramFigure(Strict):
     series: dict[str, list[int]]
     label: str = ""
 
+    @model_validator(mode="after")
+    def _shape(self):
+        if len(self.edges) < 2 or not all(math.isfinite(e) for e in self.edges) or \
+                any(b <= a for a, b in zip(self.edges, self.edges[1:])):
+            raise ValueError("histogram edges must be at least two finite, increasing numbers")
+        for name, counts in self.series.items():
+            if len(counts) != len(self.edges) - 1 or any(c < 0 for c in counts):
+                raise ValueError(f"histogram series {name!r}: {len(counts)} counts for {len(self.edges)} edges "
+                                 f"(one count >= 0 per bin)")
+        return self
+
 
 Figure = Annotated[BoardFigure | HistogramFigure, Field(discriminator="kind")]
 
 
 class ClaimRecord(Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
     subject: str
     claim: str
     claim_version: int | None  # None: the claim is not registered in the process that wrote this
@@ -82,7 +129,9 @@ class ClaimRecord(Strict):
     reason: str = ""  # why it failed, was not measured or skipped
     checks: list[Measured] = []
     figures: list[Figure] = []  # claim-specific pictures for the report (Claim.figures)
-    max_drift: float | None = None  # the manifest's tolerance for `verify compare`; None: from the intervals
+    max_drift: float | None = Field(default=None, ge=0)  # the manifest's tolerance for `verify compare`; None: from the intervals
+    expect: Literal["present", "absent"] = "present"  # the manifest's `expect` (absent: an expected failure)
+    expect_reason: str = ""
     seconds: dict[str, float] = {}  # where the time went (verify.timing stages); not compared
     nodeid: str = ""
 
@@ -139,7 +188,7 @@ class Environment(Strict):
 
 
 class Ledger(Strict):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1, 2] = SCHEMA_VERSION
     environment: Environment
     subjects: dict[str, SubjectRecord]
     records: list[ClaimRecord]
@@ -150,6 +199,44 @@ class Ledger(Strict):
 
 class LedgerError(ValueError):
     """A ledger file that cannot be read: one line naming the file and what is wrong."""
+
+
+def inconsistencies(ledger: Ledger) -> list[str]:
+    """What the ledger says that its own numbers contradict, one line each (naming subject, claim
+    and check): a check whose `passed` is not what its value and bounds give, a note that carries a
+    judgement, a verdict its checks do not give, a (subject, claim) recorded twice."""
+    found = []
+    seen: set[tuple[str, str]] = set()
+    for r in ledger.records:
+        where = f"{r.subject} / {r.claim}"
+        if r.key in seen:
+            found.append(f"{where}: recorded twice")
+        seen.add(r.key)
+        for m in r.checks:
+            if m.kind == "note" and (m.passed is not None or m.bound_lo is not None or m.bound_hi is not None):
+                found.append(f"{where}: note {m.what!r} carries bounds or a pass: only checks are judged")
+            elif m.kind == "check" and m.passed is not m.within_bounds:
+                found.append(f"{where}: check {m.what!r} says passed={m.passed} but its value {m.value} "
+                             f"is {'inside' if m.within_bounds else 'outside'} its bounds [{m.bound_lo}, {m.bound_hi}]")
+        checks = [m for m in r.checks if m.kind == "check"]
+        failing = [m.what for m in checks if not m.within_bounds]
+        if r.verdict == "held" and (not checks or failing):
+            found.append(f"{where}: verdict held but " + (f"check {failing[0]!r} fails" if failing else "no check was judged"))
+        elif r.verdict == "failed" and checks and not failing:
+            found.append(f"{where}: verdict failed but every check passes")
+        elif r.verdict == "absent" and (r.expect != "absent" or not failing):
+            found.append(f"{where}: verdict absent but " + ("the finding is not declared absent (expect = \"absent\")"
+                                                            if r.expect != "absent" else "every check passes"))
+    return found
+
+
+def verified(ledger: Ledger, source: str) -> Ledger:
+    """`ledger` if it agrees with itself, else a LedgerError naming `source` and the first contradiction."""
+    found = inconsistencies(ledger)
+    if found:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise LedgerError(f"{source}: the ledger contradicts itself: {found[0]}{more}")
+    return ledger
 
 
 def finite(x: float) -> float | None:
@@ -212,25 +299,41 @@ def environment(folder: Path, argv: list[str] | None = None) -> Environment:
 
 
 def read(path: Path) -> Ledger:
+    """The ledger at `path` (a file, or a folder holding ledger.json), validated and checked
+    against itself (`verified`); anything else is a LedgerError of one line naming the file."""
     path = Path(path)
     if path.is_dir():
         path = path / "ledger.json"
     try:
+        if not path.is_file():  # a FIFO or a device would block or read as nothing
+            raise LedgerError(f"{path}: " + ("not a regular file" if path.exists() else "no such ledger file"))
+        if path.stat().st_size > MAX_BYTES:
+            raise LedgerError(f"{path}: {path.stat().st_size} bytes, more than a ledger's {MAX_BYTES}")
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise LedgerError(f"{path}: cannot read the ledger ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        raise LedgerError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     try:
         raw = json.loads(text)
+    except RecursionError:
+        raise LedgerError(f"{path}: not a ledger: JSON nested too deeply") from None
     except ValueError as err:
         raise LedgerError(f"{path}: not JSON ({err})") from None
-    if isinstance(raw, dict) and raw.get("schema_version") != SCHEMA_VERSION:
-        raise LedgerError(f"{path}: ledger schema version {raw.get('schema_version')!r}; this verify reads version {SCHEMA_VERSION}")
+    if not isinstance(raw, dict):
+        raise LedgerError(f"{path}: not a valid ledger: expected a JSON object, got {type(raw).__name__}")
+    if raw.get("schema_version") not in READABLE_VERSIONS:
+        raise LedgerError(f"{path}: ledger schema version {raw.get('schema_version')!r}; this verify reads versions "
+                          f"{', '.join(map(str, READABLE_VERSIONS))}")
     try:
-        return Ledger.model_validate(raw)
+        found = Ledger.model_validate(raw)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise LedgerError(f"{path}: not a valid ledger: {where}: {first['msg']} ({err.error_count()} problem(s))") from None
+    except RecursionError:
+        raise LedgerError(f"{path}: not a ledger: nested too deeply") from None
+    return verified(found, str(path))
 
 
 def write(ledger: Ledger, path: Path) -> Path:
@@ -243,10 +346,20 @@ def write(ledger: Ledger, path: Path) -> Path:
 
 
 def merge(parts: list[Ledger], sources: list[str]) -> Ledger:
-    """One ledger from the shards of one run (e.g. CI jobs split by subject). A subject or claim
-    recorded by two parts with different results is refused: the parts are not of one run."""
+    """One ledger from the shards of one run (e.g. CI jobs split by subject). Parts from another
+    environment (Python, package versions, git commit or uncommitted changes) and a subject or claim
+    recorded by two parts with different results (numbers, verdict, parameters) are refused: the
+    parts are not of one run."""
     if not parts:
         raise LedgerError("no ledgers to merge")
+    for part, source in zip(parts, sources):
+        verified(part, source)
+        differ = [f for f in ("python", "packages", "git_commit", "git_dirty")
+                  if getattr(part.environment, f) != getattr(parts[0].environment, f)]
+        if differ:
+            f = differ[0]
+            raise LedgerError(f"{source}: environment {f} {getattr(part.environment, f)!r} differs from {sources[0]}'s "
+                              f"{getattr(parts[0].environment, f)!r}: not one run")
     subjects: dict[str, SubjectRecord] = {}
     records: dict[tuple[str, str], ClaimRecord] = {}
     origin: dict[Any, str] = {}
@@ -259,13 +372,14 @@ def merge(parts: list[Ledger], sources: list[str]) -> Ledger:
                 subjects[name], origin[name] = subject, source
         for r in part.records:
             old = records.get(r.key)
-            if old is not None and old.verdict != "skipped" and r.verdict != "skipped" and old.checks != r.checks:
-                raise LedgerError(f"{source}: {r.claim} on {r.subject} was also measured by {origin[r.key]}, with other values")
+            if old is not None and old.verdict != "skipped" and r.verdict != "skipped":
+                what = next((f for f in ("checks", "verdict", "params", "claim_version", "max_drift", "expect")
+                             if getattr(old, f) != getattr(r, f)), None)
+                if what is not None:
+                    shown = "other values" if what == "checks" else f"another {what} ({getattr(old, what)!r} there, {getattr(r, what)!r} here)"
+                    raise LedgerError(f"{source}: {r.claim} on {r.subject} was also measured by {origin[r.key]}, with {shown}")
             if old is None or old.verdict == "skipped":
                 records[r.key], origin[r.key] = r, source
-    commits = {p.environment.git_commit for p in parts}
-    if len(commits) > 1:
-        raise LedgerError(f"the parts come from different commits ({', '.join(sorted(map(str, commits)))}): not one run")
     env = parts[0].environment
     return Ledger(environment=env, subjects=dict(sorted(subjects.items())),
                   records=sorted(records.values(), key=lambda r: (r.subject, r.claim)))

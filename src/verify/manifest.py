@@ -68,12 +68,16 @@ class Manifest:
     model: ModelSpec
     saes: Mapping[str, SAESpec]
     data: DataSpec
-    claim_tables: Mapping[str, dict]  # claim name -> its [claims.NAME] table, as written, less max_drift
+    claim_tables: Mapping[str, dict]  # claim name -> its [claims.NAME] table, as written, less RESERVED_CLAIM_KEYS
     claims: Mapping[str, Any]  # claim name -> its parameter dataclass, for the claims resolved so far
     training: Mapping[str, Any]  # provenance, free-form: how the weights were made
     # claim name -> the largest change of its judged values between two runs that a drift gate
     # accepts (the reserved key max_drift of [claims.NAME]); claims that declare none are absent
     max_drift: Mapping[str, float] = field(default_factory=dict)
+    # claim name -> why the finding is expected NOT to hold on this subject (the reserved keys
+    # expect = "absent" and expect_reason of [claims.NAME]): measured with its real bounds, an
+    # expected failure when it does not hold, a failed test when it does
+    expected_absent: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def dir(self) -> Path:
@@ -140,7 +144,7 @@ def _typed(value: Any, hint: Any, where: str) -> Any:
 
 def load_manifest(path: Path) -> Manifest:
     """Parse one manifest's structure, with the tables of the manifests it `extends` under its own.
-    Claim tables are kept as written (less `max_drift`): `parse_claim` turns one into its parameters
+    Claim tables are kept as written (less the reserved keys): `parse_claim` turns one into its parameters
     once the claim is registered (a claim may be defined by a test module)."""
     from verify import registry
 
@@ -172,6 +176,8 @@ def load_manifest(path: Path) -> Manifest:
     if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
         raise ManifestError(f"{path}: claims: expected [claims.NAME] tables")
     max_drift = {name: _max_drift(t["max_drift"], f"{path}: [claims.{name}] max_drift") for name, t in tables.items() if "max_drift" in t}
+    expected_absent = {name: reason for name, t in tables.items()
+                       if (reason := _expect(t, f"{path}: [claims.{name}]")) is not None}
     return Manifest(
         path=path,
         name=_typed(raw["name"], str, f"{path}: name"),
@@ -180,10 +186,11 @@ def load_manifest(path: Path) -> Manifest:
         model=model,
         saes=saes,
         data=data,
-        claim_tables={name: {k: v for k, v in t.items() if k != "max_drift"} for name, t in tables.items()},
+        claim_tables={name: {k: v for k, v in t.items() if k not in RESERVED_CLAIM_KEYS} for name, t in tables.items()},
         claims={},
         training=raw.get("training", {}),
         max_drift=max_drift,
+        expected_absent=expected_absent,
     )
 
 
@@ -285,6 +292,28 @@ def _merged(base: Any, own: Any) -> Any:
     if not (isinstance(base, dict) and isinstance(own, dict)):
         return own
     return {**base, **{key: _merged(base.get(key), value) for key, value in own.items()}}
+
+
+RESERVED_CLAIM_KEYS = ("max_drift", "expect", "expect_reason")
+
+
+def _expect(table: dict, where: str) -> str | None:
+    """The reason where the table declares its finding absent (expect = "absent"), else None.
+    `expect = "present"` (the default) undoes an absent declared by an extended manifest."""
+    expect, reason = table.get("expect"), table.get("expect_reason")
+    if expect is None:
+        if reason is not None:
+            raise ManifestError(f"{where} expect_reason: given without expect = \"absent\"")
+        return None
+    if expect not in ("absent", "present"):
+        raise ManifestError(f"{where} expect: {expect!r} must be \"absent\" or \"present\"")
+    if reason is not None and not isinstance(reason, str):
+        raise ManifestError(f"{where} expect_reason: expected a string, got {reason!r}")
+    if expect == "present":
+        return None
+    if not (reason or "").strip():
+        raise ManifestError(f"{where} expect_reason: expect = \"absent\" needs the reason the finding is not expected here")
+    return reason.strip()
 
 
 def _max_drift(value: Any, where: str) -> float:

@@ -14,15 +14,21 @@ Records: with --claims-report DIR (or --claims-baseline) the run's ledger is bui
 every measured number, the files' sha256, versions, activation fingerprints) from what each test
 put in its report (verify.recording), which works the same under pytest-xdist; `pytest -n N`
 groups the claims by subject so each worker loads a subject once. The drift gate
-(--claims-baseline, verify.drift) turns a moved value, flipped verdict or moved fingerprint into a
-failed session.
+(--claims-baseline, verify.drift) turns a moved value, flipped verdict, changed bound or moved
+fingerprint into a failed session; the baseline is read and checked before anything runs.
+
+A claim table may declare the finding absent on its subject (`expect = "absent"`, with an
+`expect_reason`): it is measured against its real bounds, and not holding is an expected failure
+(pytest's xfail, recorded as `absent`); holding fails the test, like a strict xfail that passed,
+until the manifest stops declaring it absent.
 
 Outcomes, as a CI gate reads them: a claim measured and not holding FAILS (in the call phase; a
 junit <failure>); a claim that could not be measured (its subject failed to load, the measurement
 refused its data) is an ERROR (in setup; a junit <error>). Exit status: 0 every selected claim held
 (or was skipped with its reason); 1 a claim does not hold, or another test failed; 4 a usage error
-(a bad manifest or option, reported before anything runs); NOT_MEASURED_EXIT (6) nothing was
-measured false, but some claim could not be measured.
+(a bad manifest, option or baseline, reported before anything runs); NOT_MEASURED_EXIT (6) nothing
+was measured false, but some claim could not be measured. A claim declared absent that does not
+hold is xfailed and fails nothing.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from verify.devices import DEVICE_CHOICES, resolve_device, worker_device
 from verify.manifest import ManifestError
 from verify.recording import (CHECKS, FIGURES, MEASURED, SECONDS, SUBJECT, Recorder, claim_property, subject_record,
                               unavailable_record)
-from verify.verdicts import failures
+from verify.verdicts import Check, failures
 
 SUBJECTS = pytest.StashKey()
 RECORDER = pytest.StashKey()
@@ -49,6 +55,7 @@ LOAD_SECONDS = pytest.StashKey()
 PROGRESS = pytest.StashKey()
 LOAD_ERRORS = pytest.StashKey()
 OUTCOMES = pytest.StashKey()
+BASELINE = pytest.StashKey()
 UNAVAILABLE = "subject not available"
 NOT_LOADED = "subject cannot be loaded"
 NOT_MEASURED = "claim cannot be measured"
@@ -80,7 +87,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--claims-baseline", default=None, metavar="LEDGER", type=Path,
                     help="compare this run with a saved ledger (file or folder) like `verify compare`, and fail on "
                          "a flipped verdict, a value moved beyond its tolerance or a moved fingerprint; "
-                         "a baseline that does not exist yet is written")
+                         "a bound, parameter or max_drift changed from the baseline's, or no claim compared; read and "
+                         "checked before anything runs (a bad file is a usage error); a baseline that does not exist yet is written")
+    group.addoption("--claims-baseline-as", action="append", default=[], metavar="OLD=NEW",
+                    help="gate subject NEW of this run against subject OLD of the baseline (repeatable): a renamed checkpoint")
+    group.addoption("--claims-accept-changed-bounds", action="store_true", default=False,
+                    help="with --claims-baseline: report bounds, parameters and max_drift that differ from the baseline's "
+                         "without failing (a reviewed manifest change)")
+    group.addoption("--claims-require-all", action="store_true", default=False,
+                    help="with --claims-baseline: fail when a baseline subject was not measured by this run")
     group.addoption("--claims-durations", action="store_true", default=False,
                     help="print where each claim's time went (subject load, data, forward passes, statistics)")
     parser.addini("verify_subjects_dir", f"folder of subject manifests, relative to the rootdir (default {DEFAULT_SUBJECTS_DIR})",
@@ -123,8 +138,40 @@ def subjects_dir(config: pytest.Config) -> Path | None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Read the manifests before collecting, so a bad manifest or --subject is a usage error."""
-    subjects(session.config)
+    """Read the manifests and the baseline before collecting, so a bad manifest, --subject or
+    baseline is a usage error."""
+    found = subjects(session.config)
+    if not hasattr(session.config, "workerinput"):
+        session.config.stash[BASELINE] = read_baseline(session.config, set(found.manifests))
+
+
+def read_baseline(config: pytest.Config, names: set[str]):
+    """(path, ledger or None where it does not exist yet, --claims-baseline-as mapping), or None
+    without --claims-baseline. A file that is not a ledger, or a mapping naming a subject neither
+    side has, is a usage error."""
+    from verify.cli.compare import parse_rename
+
+    given = config.getoption("--claims-baseline")
+    pairs = config.getoption("--claims-baseline-as")
+    if given is None:
+        if pairs or config.getoption("--claims-accept-changed-bounds") or config.getoption("--claims-require-all"):
+            raise pytest.UsageError("--claims-baseline-as, --claims-accept-changed-bounds and --claims-require-all "
+                                    "need --claims-baseline")
+        return None
+    path = given / "ledger.json" if given.is_dir() else given
+    try:
+        rename = parse_rename(pairs, "--claims-baseline-as")
+        baseline = ledger.read(path) if path.exists() or path.is_symlink() else None
+    except ValueError as err:  # LedgerError too
+        raise pytest.UsageError(f"--claims-baseline: {err}") from None
+    for old, new in rename.items():
+        if baseline is not None and old not in baseline.subjects and not any(r.subject == old for r in baseline.records):
+            raise pytest.UsageError(f"--claims-baseline-as {old}={new}: the baseline {path} has no subject {old!r} "
+                                    f"(it has {', '.join(sorted(baseline.subjects)) or 'none'})")
+        if new not in names:
+            raise pytest.UsageError(f"--claims-baseline-as {old}={new}: no subject {new!r} in this run "
+                                    f"(subjects: {', '.join(sorted(names)) or 'none'})")
+    return path, baseline, rename
 
 
 def subjects(config: pytest.Config):
@@ -201,13 +248,16 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         subjects(config).resolve(strict=True)
     except ManifestError as err:
         raise pytest.UsageError(str(err)) from None
-    claim_items = 0
     for item in items:
         name = subject_of(item)
         if name is not None:
             item.add_marker(pytest.mark.xdist_group(name))
-            claim_items += 1
-    config.stash[PROGRESS] = [0, claim_items]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The progress line's total: the claims that will run, counted once every plugin has
+    deselected what it deselects (-m, -k, --subject, ...)."""
+    session.config.stash[PROGRESS] = [0, sum(subject_of(item) is not None for item in session.items)]
 
 
 def subject_of(item) -> str | None:
@@ -225,7 +275,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     claim = item.get_closest_marker("claim").args[0]
     m = subjects(item.config).manifests.get(name)
     max_drift = None if m is None else m.max_drift.get(claim)
-    item.user_properties.append(claim_property(name, claim_registry.get_claim(claim), item.callspec.params["params"], max_drift))
+    absent = None if m is None else m.expected_absent.get(claim)
+    item.user_properties.append(claim_property(name, claim_registry.get_claim(claim), item.callspec.params["params"],
+                                               max_drift, absent))
 
 
 @pytest.fixture
@@ -289,7 +341,9 @@ def progress(request: pytest.FixtureRequest, what: str) -> None:
     tr = request.config.pluginmanager.get_plugin("terminalreporter")
     if tr is None or request.config.get_verbosity() != 0 or hasattr(request.config, "workerinput"):
         return
-    state = request.config.stash[PROGRESS]
+    state = request.config.stash.get(PROGRESS, None)
+    if state is None:  # no collection of ours finished (a fixture used outside a session's collection)
+        return
     state[0] += 1
     with request.config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():  # as live logging does
         tr.write_line(f"[verify] {what} ({state[0]} of {state[1]} claims)")
@@ -327,16 +381,33 @@ def verdict(request: pytest.FixtureRequest):
             print(line)
         request.node.user_properties.append((CHECKS, json.dumps([ledger.measured(c).model_dump() for c in checks])))
         bad = failures(checks)
-        if bad:
-            pytest.fail("claim does not hold:\n  " + "\n  ".join(lines), pytrace=False)
+        absent = expected_absent(request.node)
+        if absent is not None:
+            if bad:  # the declared state of affairs: an expected failure, strict
+                pytest.xfail(f"expected absent ({absent}): {failing(bad)}")
+            pytest.fail(f"finding declared absent ({absent}) now holds: update the manifest (expect = \"present\")"
+                        "\n  " + "\n  ".join(lines), pytrace=False)
+        if bad:  # the first line (the ledger's reason) names every failing check with its value and bounds
+            pytest.fail(f"claim does not hold: {failing(bad)}\n  " + "\n  ".join(lines), pytrace=False)
 
     return judge
+
+
+def failing(bad: list[Check]) -> str:
+    return "; ".join(f"{c.what} = {c.estimate.value:.4f}, required {c.bounds}" for c in bad)
+
+
+def expected_absent(item: pytest.Item) -> str | None:
+    """The manifest's expect_reason where it declares this claim absent on the subject, else None."""
+    name = subject_of(item)
+    m = None if name is None else subjects(item.config).manifests.get(name)
+    return None if m is None else m.expected_absent.get(item.get_closest_marker("claim").args[0])
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
     recorder: Recorder = config.stash[RECORDER]
     stats = terminalreporter.stats
-    claim_reports = [r for key in ("passed", "failed", "skipped", "error") for r in stats.get(key, [])
+    claim_reports = [r for key in ("passed", "failed", "skipped", "error", "xfailed") for r in stats.get(key, [])
                      if getattr(r, "when", "call") in ("call", "setup") and "claim" in getattr(r, "keywords", {})]
     if not recorder.lines and not claim_reports:
         return
@@ -351,10 +422,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     held = sum(1 for r in claim_reports if r.passed and r.when == "call")
     failed = sum(1 for r in claim_reports if r.failed and r.when == "call")
     errors = sum(1 for r in claim_reports if r.failed and r.when != "call")
-    skipped = [str(r.longrepr) for r in claim_reports if r.skipped]
+    absent = sum(1 for r in claim_reports if r.skipped and hasattr(r, "wasxfail"))
+    skipped = [str(r.longrepr) for r in claim_reports if r.skipped and not hasattr(r, "wasxfail")]
     missing = sum(UNAVAILABLE in reason for reason in skipped)
     undeclared = sum(NO_SUBJECT in reason for reason in skipped)
-    tr.write_line(f"claims executed: {held + failed} ({held} held, {failed} failed); not measurable (errors): {errors}; "
+    shown = f", {absent} expected absent" if absent else ""  # as pytest's own summary: only when there are some
+    tr.write_line(f"claims executed: {held + failed + absent} ({held} held, {failed} failed{shown}); not measurable (errors): {errors}; "
                   f"skipped for a missing subject: {missing}; no subject declares the claim: {undeclared}; "
                   f"skipped otherwise: {len(skipped) - missing - undeclared}")
     totals = summed(r.seconds for r in recorder.records.values())
@@ -416,12 +489,21 @@ def write_ledger(config: pytest.Config) -> bool:
                                         subjects(config).manifests)
     lines: list[str] = []
     comparison = None
-    baseline = config.getoption("--claims-baseline")
+    failed = False
+    baseline = config.stash.get(BASELINE, None)
     if baseline is not None:
-        path = baseline / "ledger.json" if baseline.is_dir() else baseline
-        if path.exists():
-            comparison = drift.compare(ledger.read(path), run)
-            lines += [f"drift gate against {path} (the full table: verify compare, or the report):", comparison.verdict_line()]
+        path, old, rename = baseline
+        if old is not None:
+            try:
+                comparison = drift.compare(old, run, rename, config.getoption("--claims-accept-changed-bounds"),
+                                           config.getoption("--claims-require-all"))
+                lines += [f"drift gate against {path} (the full table: verify compare, or the report):",
+                          *[line for line in comparison.lines() if "<-- changed" in line or line.startswith("not compared")],
+                          comparison.verdict_line()]
+                failed = bool(comparison.problems)
+            except ValueError as err:  # this run's ledger contradicts itself, or --as names a subject it did not measure
+                lines.append(f"drift gate: FAILED: {err}")
+                failed = True
         else:
             ledger.write(run, path)
             lines.append(f"drift gate: no baseline at {path} yet; this run's ledger is written there")
@@ -430,7 +512,6 @@ def write_ledger(config: pytest.Config) -> bool:
         ledger.write(run, folder / "ledger.json")
         written = report.write(run, folder, comparison)
         lines.append(f"claims report: {folder / 'ledger.json'}, " + ", ".join(str(p) for p in written))
-    failed = comparison is not None and bool(comparison.problems)
     config.stash[GATE_LINES] = lines
     config.stash[GATE_FAILED] = failed
     return failed

@@ -20,11 +20,13 @@ CLAIM, CHECKS, FIGURES, SUBJECT, SECONDS, MEASURED = (
     "verify-claim", "verify-checks", "verify-figures", "verify-subject", "verify-seconds", "measured")
 
 
-def claim_property(subject: str, claim, params, max_drift: float | None) -> tuple[str, str]:
+def claim_property(subject: str, claim, params, max_drift: float | None, absent: str | None = None) -> tuple[str, str]:
+    """`absent`: the manifest's expect_reason where it declares the finding absent on the subject."""
     version = None if claim is None else claim.version
     name = claim if isinstance(claim, str) else claim.name
     return CLAIM, json.dumps({"subject": subject, "claim": name, "claim_version": version,
-                              "params": ledger.jsonable(params), "max_drift": max_drift})
+                              "params": ledger.jsonable(params), "max_drift": max_drift,
+                              "expect": "present" if absent is None else "absent", "expect_reason": absent or ""})
 
 
 def subject_record(subject, fingerprint: bool = True) -> ledger.SubjectRecord:
@@ -52,6 +54,8 @@ def unavailable_record(manifest, reason: str) -> ledger.SubjectRecord:
 
 
 def reason_of(report: pytest.TestReport) -> str:
+    if hasattr(report, "wasxfail"):
+        return report.wasxfail.removeprefix("reason: ")
     if report.skipped and isinstance(report.longrepr, tuple):
         return report.longrepr[2].removeprefix("Skipped: ")
     return (report.longreprtext or "").strip().splitlines()[0] if report.longreprtext else ""
@@ -78,13 +82,16 @@ class Recorder:
             self.lines[report.nodeid] = lines
         head = json.loads(props[CLAIM])
         if report.when == "call" or (report.when == "setup" and not report.passed):
+            checks = [ledger.Measured.model_validate(c) for c in json.loads(props.get(CHECKS, "[]"))]
+            judged = [m for m in checks if m.kind == "check"]
             if report.passed:
                 verdict = "held"
-            elif report.skipped:
-                verdict = "skipped"
+            elif report.skipped:  # an xfail is an expected failure: absent where the manifest says so
+                verdict = "skipped" if not hasattr(report, "wasxfail") else "absent" if head.get("expect") == "absent" and not all(m.passed for m in judged) else "failed"
+            elif report.when == "call" and head.get("expect") == "absent" and judged and all(m.passed for m in judged):
+                verdict = "held"  # a finding declared absent that holds: the test fails, the finding is recorded as it is
             else:
                 verdict = "failed" if report.when == "call" else "not_measurable"
-            checks = [ledger.Measured.model_validate(c) for c in json.loads(props.get(CHECKS, "[]"))]
             figures = json.loads(props.get(FIGURES, "[]"))
             self.records[report.nodeid] = ledger.ClaimRecord(
                 **head, verdict=verdict, reason="" if report.passed else reason_of(report), checks=checks,
