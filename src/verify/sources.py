@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -199,7 +200,25 @@ def cached_hub_dataset(source: str) -> Path:
         raise SourceUnavailable(f"not available offline: dataset {name}") from None
 
 
+def check_regular_file(path: Path) -> Path:
+    """path, when it names a regular file (links followed). Anything else where a file is expected
+    is refused before it is opened: a FIFO blocks a reader forever, a device never ends."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        raise ValueError(f"{path}: cannot be read ({err.strerror})") from None
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _FILE_KINDS if test(mode)), "something else")
+        raise ValueError(f"{path}: a regular file is expected here, and this is {kind}")
+    return Path(path)
+
+
+_FILE_KINDS = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (it would block the reader)"),
+               (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")]
+
+
 def sha256_of(path: Path) -> str:
+    check_regular_file(path)
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
