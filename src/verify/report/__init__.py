@@ -3,14 +3,16 @@
 
 Per subject: the claims table (verdict, reason), each claim's checks with intervals and bounds,
 a chart of them, the claim's own pictures (a board map, a histogram). When several subjects share
-a claim (a checkpoint series), a chart per claim across subjects, in the ledger's order. With a
-baseline, the drift table.
+a claim (a checkpoint series), a chart per claim across subjects, in the ledger's order, each under
+its claim's heading. With a baseline, the drift table. Every name and reason from the ledger is
+escaped (HTML in report.html, Markdown in report.md) and never parsed as math in a picture.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 
 from verify.drift import Comparison
@@ -36,6 +38,22 @@ def bounds_text(m: Measured) -> str:
     return f"in [{m.bound_lo:.4g}, {m.bound_hi:.4g}]"
 
 
+MD_SPECIAL = re.compile(r"([\\`*\[\]<>|$&~{}])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+LINE_START = re.compile(r"^([#>+=-]|\d+[.)])")
+
+
+def md(text: str) -> str:
+    """`text` as literal Markdown: every character that could start markup backslash-escaped (an
+    underscore inside a word, as in claim names, cannot), on one line."""
+    return MD_SPECIAL.sub(lambda m: "\\" + m.group(0), " ".join(str(text).splitlines()))
+
+
+def md_paragraph(text: str) -> str:
+    """A paragraph that may not begin like a heading, quote, list or rule."""
+    escaped = md(text)
+    return LINE_START.sub(lambda m: "\\" + m.group(0), escaped)
+
+
 def mark(m: Measured) -> str:
     return "info" if m.kind == "note" else ("PASS" if m.passed else "FAIL")
 
@@ -51,20 +69,19 @@ class Page:
 
     def heading(self, level: int, text: str) -> None:
         self.html.append(f"<h{level}>{html.escape(text)}</h{level}>")
-        self.md += ["#" * level + " " + text, ""]
+        self.md += ["#" * level + " " + md(text), ""]
 
     def text(self, text: str) -> None:
         self.html.append(f"<p>{html.escape(text)}</p>")
-        self.md += [text, ""]
+        self.md += [md_paragraph(text), ""]
 
     def table(self, header: list[str], rows: list[list[str]], classes: list[str] | None = None) -> None:
         cells = "".join(f"<th>{html.escape(h)}</th>" for h in header)
         body = "".join(f"<tr class='{c}'>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>"
                        for row, c in zip(rows, classes or [""] * len(rows)))
         self.html.append(f"<table><tr>{cells}</tr>{body}</table>")
-        escape = lambda v: v.replace("|", "\\|")  # noqa: E731
-        self.md += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-                    *("| " + " | ".join(escape(v) for v in row) + " |" for row in rows), ""]
+        self.md += ["| " + " | ".join(md(h) for h in header) + " |", "|" + "---|" * len(header),
+                    *("| " + " | ".join(md(v) for v in row) + " |" for row in rows), ""]
 
     def image(self, data: bytes | None, name: str, alt: str) -> None:
         if data is None:
@@ -76,7 +93,7 @@ class Page:
         encoded = base64.b64encode(data).decode("ascii")
         self.html.append(f"<figure><img src='data:image/png;base64,{encoded}' alt='{html.escape(alt)}'>"
                          f"<figcaption>{html.escape(alt)}</figcaption></figure>")
-        self.md += [f"![{alt}](figures/{path.name})", ""]
+        self.md += [f"![{md(alt)}](figures/{path.name})", ""]
 
 
 def slug(text: str) -> str:
@@ -86,7 +103,7 @@ def slug(text: str) -> str:
 STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:0.5em 0 1em}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}
 tr.held td:first-child,tr.PASS td:first-child{color:#2e7d32}tr.failed td:first-child,tr.FAIL td:first-child{color:#c62828}
-tr.not_measurable td:first-child{color:#ef6c00}figure{margin:0.5em 0}img{max-width:100%}figcaption{font-size:12px;color:#555}
+tr.not_measurable td:first-child{color:#ef6c00}tr.absent td:first-child{color:#6a1b9a}figure{margin:0.5em 0}img{max-width:100%}figcaption{font-size:12px;color:#555}
 pre{background:#f6f6f6;padding:0.6em;font-size:12px;overflow-x:auto}"""
 
 
@@ -102,6 +119,9 @@ def write(ledger: Ledger, folder: Path, comparison: Comparison | None = None) ->
               f"git commit {env.git_commit or 'unknown'}{' (uncommitted changes)' if env.git_dirty else ''}.")
     summary = [[r.verdict, r.subject, r.claim, str(r.claim_version), r.reason[:160]] for r in ledger.records]
     page.table(["verdict", "subject", "claim", "definition", "reason"], summary, [r[0] for r in summary])
+    counts = {v: sum(r.verdict == v for r in ledger.records) for v in ("held", "failed", "absent", "not_measurable", "skipped")}
+    page.text(f"{counts['held']} held, {counts['failed']} failed, expected absent: {counts['absent']} (declared absent in "
+              f"the manifest and measured not holding), not measurable: {counts['not_measurable']}, skipped: {counts['skipped']}.")
     if comparison is not None:
         drift_section(page, comparison)
     series_section(page, ledger)
@@ -124,7 +144,10 @@ def write(ledger: Ledger, folder: Path, comparison: Comparison | None = None) ->
 
 
 def claim_section(page: Page, record: ClaimRecord) -> None:
-    page.heading(3, f"{record.claim} (definition v{record.claim_version}): {record.verdict}")
+    verdict = "absent, as declared" if record.verdict == "absent" else record.verdict
+    page.heading(3, f"{record.claim} (definition v{record.claim_version}): {verdict}")
+    if record.expect == "absent":
+        page.text(f"Declared absent on this subject: {record.expect_reason}")
     if record.reason:
         page.text(record.reason)
     if record.checks:
@@ -147,9 +170,10 @@ def series_section(page: Page, ledger: Ledger) -> None:
     page.heading(2, "Claims across subjects")
     page.text("Each claim's judged values per subject, in the ledger's order (for a checkpoint series: training order).")
     for claim, records in shared.items():
-        page.table(["subject", "verdict", "first failed check or reason"],
-                   [[r.subject, r.verdict, next((f"{m.what} = {value_text(m)}, required {bounds_text(m)}" for m in r.checks
-                                                 if m.kind == "check" and not m.passed), r.reason[:120])] for r in records])
+        page.heading(3, claim)
+        rows = [[r.subject, r.verdict, next((f"{m.what} = {value_text(m)}, required {bounds_text(m)}" for m in r.checks
+                                             if m.kind == "check" and not m.passed), r.reason[:120])] for r in records]
+        page.table(["subject", "verdict", "first failed check or reason"], rows, [r[1] for r in rows])
         page.image(plots.series_chart(claim, records), f"series-{claim}", f"{claim} per subject")
 
 
@@ -164,3 +188,8 @@ def drift_section(page: Page, comparison: Comparison) -> None:
     moved_lines = [f"{s}: {line}" for s, lines in comparison.fingerprints.items() for line in lines]
     if moved_lines:
         page.text("Fingerprints that moved: " + "; ".join(moved_lines))
+    if comparison.changes:
+        page.text(("Changed from the baseline (accepted): " if comparison.accept_changed else "Changed from the baseline: ")
+                  + "; ".join(comparison.changes))
+    if comparison.skipped:
+        page.text("Not compared (baseline subjects this run did not measure): " + ", ".join(comparison.skipped))
