@@ -3,8 +3,10 @@ and one report.
 
     verify merge PART [PART ...] --out DIR
 
-Each PART is a ledger file or the folder `--claims-report` wrote it in. A subject or claim that two
-parts measured with different results, or parts from different commits, are refused: they are not
+Each PART is a ledger file or the folder `--claims-report` wrote it in, checked against itself as
+`verify compare` checks it (every pass and verdict recomputed). Parts from another environment
+(Python, package versions, git commit, uncommitted changes) and a subject or claim that two parts
+measured with different results (values, verdict, parameters) are refused, exit 2: they are not
 one run. Writes DIR/ledger.json, DIR/report.html and DIR/report.md.
 """
 

@@ -4,7 +4,9 @@
 
 DIR holds ledger.json (what `pytest claims/ --claims-report DIR` wrote, or `verify merge`); the
 report is written next to it unless --out names another folder. With --baseline, the report also
-shows the drift table against that ledger.
+shows the drift table against that ledger. Both ledgers are checked against themselves first (every
+check's pass recomputed from its value and bounds, every verdict from its checks): one that
+contradicts itself is refused, exit 2.
 """
 
 from __future__ import annotations
