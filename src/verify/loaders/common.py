@@ -158,6 +158,8 @@ def meta_model(cfg: dict):
     without allocating or reading any weights."""
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
+    if not 1 <= cfg.get("n_layers", 1) <= MAX_LAYERS:  # also for architectures read off tensor names
+        raise CheckpointError(f"not a valid HookedTransformer config: n_layers {cfg['n_layers']} is outside [1, {MAX_LAYERS}]")
     try:
         with torch.device("meta"):
             return HookedTransformer(HookedTransformerConfig(**{**cfg, "device": "meta"}))

@@ -53,8 +53,10 @@ def convert(state: dict[str, torch.Tensor], cfg: dict) -> dict[str, torch.Tensor
 
 def read_culture_state(path: Path, mmap: bool = False) -> tuple[dict[str, torch.Tensor], float | None]:
     obj = read_torch(path, mmap=mmap)
-    if isinstance(obj, (tuple, list)) and len(obj) == 2 and isinstance(obj[0], dict):
-        return obj[0], float(obj[1])
+    accuracy = obj[1] if isinstance(obj, (tuple, list)) and len(obj) == 2 else None
+    if isinstance(obj[0] if accuracy is not None else None, dict) and (
+            isinstance(accuracy, (int, float)) or (isinstance(accuracy, torch.Tensor) and accuracy.numel() == 1)):
+        return obj[0], float(accuracy)
     if isinstance(obj, dict) and "embedding.0.f.0.weight" in obj:
         return obj, None
     raise CheckpointError(f"{path}: expected a (state_dict, test_accuracy) tuple as in tommyp111/culture-gpt, got {type(obj).__name__}")
@@ -67,8 +69,8 @@ def architecture(state: dict[str, torch.Tensor], path: Path) -> dict:
         n_heads, d_head, d_model = state["trunk.0.f.1.w_q"].shape
         return {**CULTURE_GPT_CONFIG, "n_layers": n_trunk // 2, "d_model": d_model, "n_heads": n_heads, "d_head": d_head,
                 "d_mlp": state["trunk.1.f.f.2.weight"].shape[0], "d_vocab": state["embedding.0.f.0.weight"].shape[0]}
-    except (KeyError, ValueError) as err:
-        raise CheckpointError(f"{path}: not the culture GPT layout (embedding.0.f.0, trunk.N.f..., readout.f): {err}") from None
+    except (KeyError, ValueError, AttributeError, TypeError) as err:  # a missing tensor, a wrong rank, a non-tensor
+        raise CheckpointError(f"{path}: not the culture GPT layout (embedding.0.f.0, trunk.N.f..., readout.f): {type(err).__name__}: {err}") from None
 
 
 def without_final_ln(model):
@@ -95,5 +97,7 @@ def load_culture_pth(weights: Path, device: str, config: Path | None = None):
         converted = convert(state, cfg)
     except KeyError as err:
         raise CheckpointError(f"{weights}: missing tensor {err} of the culture GPT layout") from None
+    except (AttributeError, TypeError, RuntimeError) as err:  # a non-tensor or a tensor of the wrong rank
+        raise CheckpointError(f"{weights}: not the culture GPT layout: {type(err).__name__}: {err}") from None
     load_state_dict_checked(model, converted, weights)
     return model.to(device).eval()

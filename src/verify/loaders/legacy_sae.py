@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from verify.loaders.common import CheckpointError, check_finite, torch_load_problem
+from verify.loaders.common import CheckpointError, check_finite, regular_file, torch_load_problem
 from verify.params import SAEShape
 
 CONFIG_CLASS = "sae_training.config.LanguageModelSAERunnerConfig"
@@ -33,12 +33,15 @@ def read_legacy(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
         if len(found) != 1:
             raise CheckpointError(f"{path}: expected one .pt file in this artifact folder, found {len(found)}")
         path = found[0]
+    regular_file(path)
     try:
         with torch.serialization.safe_globals([(LegacyConfig, CONFIG_CLASS)]):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise CheckpointError(f"{path}: refused to unpickle: {torch_load_problem(err)}; only tensors and "
                               f"{CONFIG_CLASS} are allowed") from None
+    except TypeError as err:  # the config class called with arguments: the stand-in takes none
+        raise CheckpointError(f"{path}: the pickled {CONFIG_CLASS} is not plain data ({err})") from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise CheckpointError(f"{path}: not a readable torch file ({torch_load_problem(err)}); truncated or corrupt?") from None
     if not isinstance(obj, dict) or "state_dict" not in obj or "cfg" not in obj:
@@ -47,10 +50,23 @@ def read_legacy(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     fields = dict(vars(cfg)) if isinstance(cfg, LegacyConfig) else dict(cfg) if isinstance(cfg, dict) else None
     if fields is None:
         raise CheckpointError(f"{path}: 'cfg' is a {type(cfg).__name__}, not the legacy config")
+    if not isinstance(fields.get("hook_point", ""), str):
+        raise CheckpointError(f"{path}: cfg hook_point is a {type(fields['hook_point']).__name__}, not a hook name")
     state = obj["state_dict"]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: 'state_dict' is a {type(state).__name__}, not a dict of tensors")
     missing = [k for k in ("W_enc", "b_enc", "W_dec", "b_dec") if k not in state]
     if missing:
         raise CheckpointError(f"{path}: state_dict lacks {missing}")
+    odd = next((k for k in ("W_enc", "b_enc", "W_dec", "b_dec") if not (isinstance(state[k], torch.Tensor) and state[k].is_floating_point())), None)
+    if odd is not None:
+        raise CheckpointError(f"{path}: state_dict[{odd!r}] is a {type(state[odd]).__name__}, not a float tensor")
+    if state["W_enc"].dim() != 2:
+        raise CheckpointError(f"{path}: W_enc has shape {tuple(state['W_enc'].shape)}, expected (d_in, d_sae)")
+    d_in, d_sae = state["W_enc"].shape
+    if state["W_dec"].shape != (d_sae, d_in) or state["b_enc"].shape != (d_sae,) or state["b_dec"].shape != (d_in,):
+        raise CheckpointError(f"{path}: inconsistent shapes W_enc {tuple(state['W_enc'].shape)}, W_dec {tuple(state['W_dec'].shape)}, "
+                              f"b_enc {tuple(state['b_enc'].shape)}, b_dec {tuple(state['b_dec'].shape)}")
     check_finite(state, path)
     return fields, state
 
@@ -59,11 +75,8 @@ def load_legacy_sae(path: Path, device: str):
     """The legacy SAE as an sae_lens StandardSAE (apply_b_dec_to_input=True: x - b_dec before encoding)."""
     from sae_lens import StandardSAE, StandardSAEConfig
 
-    fields, state = read_legacy(path)
+    fields, state = read_legacy(path)  # shapes checked there
     d_in, d_sae = state["W_enc"].shape
-    if state["W_dec"].shape != (d_sae, d_in) or state["b_enc"].shape != (d_sae,) or state["b_dec"].shape != (d_in,):
-        raise CheckpointError(f"{path}: inconsistent shapes W_enc {tuple(state['W_enc'].shape)}, W_dec {tuple(state['W_dec'].shape)}, "
-                              f"b_enc {tuple(state['b_enc'].shape)}, b_dec {tuple(state['b_dec'].shape)}")
     cfg = StandardSAEConfig(d_in=d_in, d_sae=d_sae, apply_b_dec_to_input=True, device=device)
     cfg.metadata.hook_name = fields.get("hook_point", "")
     sae = StandardSAE(cfg)

@@ -31,6 +31,8 @@ def load_othello_gpt(weights: Path, device: str, config: Path | None = None):
             state.setdefault("unembed.b_U", torch.zeros(cfg["d_vocab"]))  # minGPT's head has no bias
         except KeyError as err:
             raise CheckpointError(f"{weights}: missing tensor {err} of the minGPT Othello layout") from None
+        except (AttributeError, TypeError, RuntimeError) as err:  # a non-tensor or a tensor of the wrong rank
+            raise CheckpointError(f"{weights}: not the minGPT Othello layout: {type(err).__name__}: {err}") from None
     elif "blocks.0.ln1.w" not in state:  # LayerNorm folded into the next weights
         cfg["normalization_type"] = "LNPre"
     model = HookedTransformer(HookedTransformerConfig(**cfg, device="cpu"))
