@@ -186,7 +186,7 @@ def subjects(config: pytest.Config):
                                    torch.cuda.device_count())
             found = SubjectSet((manifest_paths(folder) if folder else []) + list(config.getoption("--subject-file")), device)
             found.select(config.getoption("--subject"))
-            if config.getoption("--subject-shard"):
+            if config.getoption("--subject-shard") is not None:  # an empty K/N is an error, not "no sharding"
                 found.shard(*parse_shard(config.getoption("--subject-shard")))
         except (ManifestError, RuntimeError, ValueError) as err:
             raise pytest.UsageError(str(err)) from None
