@@ -162,7 +162,15 @@ def load_manifest(path: Path) -> Manifest:
             raise ManifestError(f"{path}: [{group}.{odd[0]!r}]: a {group[:-1]} name must be letters, digits, '_' or '-'")
     if not isinstance(raw.get("saes", {}), dict):
         raise ManifestError(f"{path}: saes: expected [saes.NAME] tables, got {type(raw['saes']).__name__}")
+    for group, most in (("saes", MAX_SAES), ("claims", MAX_CLAIMS)):
+        if isinstance(raw.get(group), dict) and len(raw[group]) > most:
+            raise ManifestError(f"{path}: {group}: {len(raw[group])} [{group}.NAME] tables; at most {most} are read")
     saes = {name: parse_table(SAESpec, t, f"{path}: [saes.{name}]") for name, t in raw.get("saes", {}).items()}
+    for name, spec in saes.items():
+        for floor in ("min_explained_variance", "min_loss_recovered"):
+            value = getattr(spec, floor)
+            if value is not None and not math.isfinite(value):
+                raise ManifestError(f"{path}: [saes.{name}] {floor}: {value} is not a floor (a finite number is; -inf would let any SAE pass)")
     model = parse_table(ModelSpec, raw["model"], f"{path}: [model]")
     for where, source in [("[model] weights", model.weights), ("[model] config", model.config),
                           *((f"[saes.{n}] path", s.path) for n, s in saes.items())]:
@@ -195,20 +203,53 @@ def load_manifest(path: Path) -> Manifest:
 
 
 TOP_KEYS = {"extends", "name", "domain", "description", "model", "saes", "data", "claims", "training"}
+# bounds on what one manifest may hold: far above any real subject, low enough that checking a
+# manifest takes a moment, not minutes
+MAX_MANIFEST_BYTES = 4 << 20
+MAX_DEPTH = 32  # nesting of arrays and tables (the deepest shipped manifest has 4)
+MAX_CLAIMS = 1000  # [claims.NAME] tables
+MAX_SAES = 64  # [saes.NAME] tables
+MAX_SIZE = 10**6  # [data] size: games, or puzzles per task, in each split
+SEED_LIMIT = 2**32  # seeds are in [0, 2**32), what numpy's and torch's generators take
+
+
+def _depth(value: Any) -> int:
+    """How deeply arrays and tables nest in value (iterative: a deep value must not exhaust the stack)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            break
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
 # the manifests in one `extends` chain, the subject's own included: deeper is a tangle, not a design
 MAX_CHAIN = 4
 
 
 def _read_toml(path: Path) -> dict:
     """One manifest file's own tables, its top-level keys checked."""
-    if not path.is_file():
+    if not path.is_file():  # a FIFO or device is no manifest either: is_file() is true for regular files only
         raise ManifestError(f"{path}: no such manifest file")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as f:
+            data = f.read(MAX_MANIFEST_BYTES + 1)
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise ManifestError(f"{path}: larger than {MAX_MANIFEST_BYTES} bytes: not a manifest")
+        raw = tomllib.loads(data.decode("utf-8"))
+    except OSError as err:
+        raise ManifestError(f"{path}: cannot be read ({err.strerror})") from None
     except UnicodeDecodeError as err:
         raise ManifestError(f"{path}: not UTF-8 text (byte {err.start}); TOML files are UTF-8") from None
     except tomllib.TOMLDecodeError as err:
         raise ManifestError(f"{path}: not valid TOML: {err}") from None
+    except RecursionError:
+        raise ManifestError(f"{path}: arrays or tables nested too deeply to read (maximum recursion depth exceeded)") from None
+    if _depth(raw) > MAX_DEPTH:
+        raise ManifestError(f"{path}: arrays or tables nested more than {MAX_DEPTH} deep; a manifest needs a few levels")
     unknown = sorted(set(raw) - TOP_KEYS)
     if unknown:
         raise ManifestError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(TOP_KEYS))})")
@@ -340,8 +381,11 @@ def _data(table: Any, domain: str, path: Path) -> DataSpec:
     if source.needs_path and not data.path:
         raise ManifestError(f"{where} path: a {source.name} source needs the data's path")
     _check_source(data.path, f"{where} path")
-    if data.size <= 0:
-        raise ManifestError(f"{where} size: {data.size} (games, or puzzles per task, in each split) must be > 0")
+    if not 0 < data.size <= MAX_SIZE:
+        raise ManifestError(f"{where} size: {data.size} (games, or puzzles per task, in each split) must be > 0 and <= {MAX_SIZE}")
+    for key in ("selection_seed", "confirmation_seed"):
+        if not 0 <= getattr(data, key) < SEED_LIMIT:
+            raise ManifestError(f"{where} {key}: {getattr(data, key)} must be in [0, 2**32)")
     if not source.needs_path and data.selection_seed == data.confirmation_seed:
         raise ManifestError(f"{where} confirmation_seed: equals selection_seed ({data.selection_seed}): "
                             "the held-out split would be the selection split")

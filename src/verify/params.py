@@ -115,6 +115,16 @@ def check_values(params, where: str) -> list[str]:
     return problems
 
 
+def vacuous_bounds(table: dict, where: str) -> list[str]:
+    """Bounds written in a claim table that make their check unable to fail: min_X = -inf and
+    max_X = +inf. (A claim's own default of +inf, e.g. an upper bound it does not impose, is its
+    design; a manifest that wants no bound on a side leaves the key out.)"""
+    vacuous = {"min_": -math.inf, "max_": math.inf}
+    return [f"{where} {key}: {value} bounds nothing (a check against it cannot fail); leave the key out for the claim's default"
+            for key, value in table.items() for prefix, bad in vacuous.items()
+            if key.startswith(prefix) and isinstance(value, float) and value == bad]
+
+
 def check_params(params, shape: Shape, where: str) -> list[str]:
     """Problems with `params` for a subject of this shape, each as '<where> <field>: <what>'."""
     problems = []

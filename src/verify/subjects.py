@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 from verify import hooks, loaders, registry, sources, timing
 from verify.manifest import Manifest, ManifestError, load_manifest, parse_claim
-from verify.params import SAEShape, Shape, check_params, check_values
+from verify.params import SAEShape, Shape, check_params, check_values, vacuous_bounds
 
 
 def manifest_paths(folder: Path) -> list[Path]:
@@ -78,7 +78,8 @@ def check_files(m: Manifest) -> Shape:
         for file_name in spec.sha256:
             if pinned_file(path, file_name) is None:
                 raise ManifestError(f"{where} sha256: unknown key {file_name!r}: " + (
-                    f"no file {file_name!r} in folder {path}" if path.is_dir() else f"the SAE is the single file {path.name!r}"))
+                    "a key is the bare name of a file of the SAE, not a path" if Path(file_name).name != file_name or "\\" in file_name
+                    else f"no file {file_name!r} in folder {path}" if path.is_dir() else f"the SAE is the single file {path.name!r}"))
         try:
             saes[name] = found = sae_format.shape(path)
         except loaders.CheckpointError as err:
@@ -93,7 +94,10 @@ def check_files(m: Manifest) -> Shape:
 
 
 def pinned_file(path: Path, name: str) -> Path | None:
-    """The file a sha256 key names: a file in an SAE folder, or the SAE file itself (by its name)."""
+    """The file a sha256 key names: a file in an SAE folder, or the SAE file itself (by its name).
+    A key is a bare file name: a path (`../x`, `/etc/x`, `sub/x`) would pin a file outside the SAE."""
+    if name in ("", ".", "..") or Path(name).name != name or "\\" in name:
+        return None
     if path.is_dir():
         return path / name if (path / name).is_file() else None
     return path if path.name == name else None
@@ -103,9 +107,9 @@ def resolve_claims(m: Manifest, shape: Shape, strict: bool) -> Manifest:
     """m with the parameters of every claim table whose claim is registered, each checked against
     the subject's shape (hooks, SAE names, feature and neuron indices)."""
     claims = dict(m.claims)
-    unknown = [name for name in m.claim_tables if registry.get_claim(name) is None]
+    unknown = {name: None for name in m.claim_tables if registry.get_claim(name) is None}  # a dict: ordered, O(1) lookups
     if strict and unknown:  # first: a misspelt table name explains the errors it would cause elsewhere
-        raise ManifestError(f"{m.where(f'[claims.{unknown[0]}]')}: unknown claim (registered: {', '.join(sorted(registry.claims()))}); "
+        raise ManifestError(f"{m.where(f'[claims.{next(iter(unknown))}]')}: unknown claim (registered: {', '.join(sorted(registry.claims()))}); "
                             "a claim is registered by verify.register_claim in a conftest.py, a collected test module, "
                             "or a package's `verify.claims` entry point")
     for name in m.claim_tables:
@@ -114,7 +118,8 @@ def resolve_claims(m: Manifest, shape: Shape, strict: bool) -> Manifest:
         claim = registry.get_claim(name)
         params = parse_claim(m, claim)
         where = m.where(f"[claims.{name}]")
-        problems = check_values(params, where) + check_params(params, shape, where) + missing_foundations(m, claim, params)
+        problems = (check_values(params, where) + vacuous_bounds(m.claim_tables[name], where) + check_params(params, shape, where)
+                    + missing_foundations(m, claim, params))
         if problems:
             raise ManifestError(problems[0])
         claims[name] = params
