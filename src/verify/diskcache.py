@@ -7,7 +7,9 @@ sizes, the layout, a digest of the input data), so a changed generator or defini
 entry made by another; whoever changes what a maker returns bumps the version in its key. An entry
 is a numpy .npz (read with allow_pickle=False: loading runs no code) holding the array, its key
 and the sha256 of its bytes; one that does not load, or whose key or digest disagree, is made
-again and overwritten, never trusted. Entries are written under a temporary name and renamed, so
+again and overwritten, never trusted. Before an entry is loaded it must be a regular file (a FIFO
+would block the reader) whose array headers declare no more bytes than the file holds (a forged
+header would have numpy allocate it: 8 TiB in one test). Entries are written under a temporary name and renamed, so
 a reader (another pytest-xdist worker) never sees half a file. A cache folder that cannot be
 written costs the time to remake the array, nothing else.
 """
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import stat
 import tempfile
 import zipfile
 from pathlib import Path
@@ -59,14 +63,36 @@ def cached_array(kind: str, key: dict[str, Any], make: Callable[[], np.ndarray])
         return array
 
 
+MEMBERS = ("array", "key", "sha256")
+
+
 def read_entry(path: Path, key: str) -> np.ndarray | None:
     """The entry's array, or None when it is missing, unreadable, or not the entry for `key`."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode) or not sizes_fit(path):
+            return None  # a FIFO would block the reader; a header that declares more than the file holds would allocate it
         with np.load(path, allow_pickle=False) as entry:
             array, stored_key, stored_digest = entry["array"], str(entry["key"]), str(entry["sha256"])
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None
     return array if stored_key == key and stored_digest == digest(array) else None
+
+
+def sizes_fit(path: Path) -> bool:
+    """Whether each member of the .npz is stored uncompressed (as np.savez writes it) and declares
+    no more bytes than it holds: checked from the headers, before np.load allocates the arrays."""
+    with zipfile.ZipFile(path) as archive:
+        for name in MEMBERS:
+            info = archive.getinfo(f"{name}.npy")
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size > os.path.getsize(path):
+                return False
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)  # np.savez writes 1.0 (2.0 for huge headers)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read_header(member)
+                if dtype.hasobject or math.prod(shape) * dtype.itemsize > info.file_size:
+                    return False
+    return True
 
 
 def write_entry(path: Path, key: str, array: np.ndarray) -> None:
