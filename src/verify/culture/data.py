@@ -91,8 +91,9 @@ def check_disjoint(selection: torch.Tensor, confirmation: torch.Tensor, task: st
         warnings.warn(f"task {task}: {repeated} of {len(held_out)} confirmation puzzles are duplicates of others", stacklevel=2)
 
 
-def task_rows(dataset, task: str, start: int, stop: int) -> torch.Tensor:
-    """(stop - start, length) int64 tokens of rows [start, stop) of a task's split."""
+def task_rows(dataset, task: str, start: int, stop: int, length: int | None = None) -> torch.Tensor:
+    """(stop - start, length) int64 tokens of rows [start, stop) of a task's split; every row must
+    have `length` tokens (given: the layout's; else the first row's), or the row is named."""
     check_task(task)
     if task not in dataset:
         raise KeyError(f"the dataset has no split {task!r} (splits: {', '.join(dataset)})")
@@ -100,4 +101,12 @@ def task_rows(dataset, task: str, start: int, stop: int) -> torch.Tensor:
     if len(split) < stop:
         raise ValueError(f"split {task!r} has {len(split)} rows; rows [{start}, {stop}) were asked for")
     rows = split.select(range(start, stop)).with_format("torch")[:]["input_ids"]
+    lengths = [len(row) for row in rows]  # a list of tensors when the rows are ragged
+    expected = lengths[0] if length is None and lengths else length
+    odd = next((i for i, n in enumerate(lengths) if n != expected), None)
+    if odd is not None:
+        files = [f["filename"] for f in getattr(split, "cache_files", [])]
+        where = files[0] if len(files) == 1 else f"split {task!r}"
+        raise ValueError(f"{where}: task {task} row {start + odd} has {lengths[odd]} tokens; every puzzle of this "
+                         f"layout has {expected}")
     return torch.as_tensor(rows).long()
