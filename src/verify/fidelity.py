@@ -1,5 +1,5 @@
 """Is this SAE an SAE of this model? Its explained variance and the share of the model's loss it
-recovers when spliced in, on the data a claim is measured on (metric definition version 1).
+recovers when spliced in, on the data a claim is measured on (metric definition version 2).
 
 - Explained variance: 1 - sum ||x - x_hat||^2 / sum ||x - mean x||^2 over every token (position) of
   the data, x the hook's activation, x_hat = decode(encode(x)) by the SAE's own sae_lens forward, mean
@@ -7,7 +7,12 @@ recovers when spliced in, on the data a claim is measured on (metric definition 
 - Loss recovered: (L_zero - L_splice) / (L_zero - L_clean), L the mean cross-entropy of the model's
   next-token predictions over the positions its domain scores, with the hook zero-ablated (L_zero),
   replaced by the SAE's reconstruction (L_splice), or untouched (L_clean). 1 is a perfect splice, 0
-  no better than deleting the hook.
+  no better than deleting the hook. The ratio means something only where deleting the hook clearly
+  hurts: when the 95% interval of the zero-ablation's effect relative to the clean loss,
+  (L_zero - L_clean) / L_clean, reaches below MIN_ZERO_ABLATION_EFFECT, loss recovered is not
+  measurable (a ValueError saying so, with that interval), never a number compared with a floor.
+  (Version 2; version 1 had no such guard and judged a ratio over an untrained model's near-zero
+  denominator like any other.)
 Both come with 95% cluster-bootstrap intervals that resample whole sequences (games, puzzles).
 These are sae_lens' usual definitions (its evals compute them from an ActivationsStore of a
 language-model dataset, which our subjects' games and puzzles are not), written here so the claims
@@ -24,7 +29,12 @@ import torch
 from verify import stats, timing
 from verify.interventions import Hook, sae_splice, zero_ablation
 
-DEFINITION_VERSION = 1
+DEFINITION_VERSION = 2
+# zero-ablating the hook must raise the loss by at least this share of the clean loss (the lower end
+# of its 95% interval) for loss recovered to be measured: the trained embedded subjects' SAE hooks
+# raise it by 2.05x (othello-tiny) and 16.5x (culture-tiny), culture-tiny's first training stage by
+# 0.29; untrained models by 0.02 (culture-tiny's shape) and -0.002 (othello-tiny's)
+MIN_ZERO_ABLATION_EFFECT = 0.1
 
 
 @timing.stage("forward")
@@ -53,8 +63,13 @@ def explained_variance(sae, acts: torch.Tensor, batch_size: int = 8192) -> stats
 def loss_recovered(losses: Callable[[list[Hook]], np.ndarray], hook: str, sae) -> stats.Estimate:
     """`losses(hooks)` -> (sequences,) summed cross-entropy of each sequence's scored positions (all
     sequences score the same number of positions) with `hooks` applied."""
-    clean, zero, spliced = losses([]), losses([zero_ablation(hook)]), losses([sae_splice(hook, sae)])
-    per_sequence = np.stack([clean, zero, spliced], -1)
+    clean, zero = losses([]), losses([zero_ablation(hook)])
+    effect = zero_ablation_effect(clean, zero)
+    if not effect.lo >= MIN_ZERO_ABLATION_EFFECT:  # nan included
+        raise ValueError(f"loss recovered on {hook} is not measurable: zero-ablating the hook raises the loss by "
+                         f"{effect} (95% CI) of the clean loss, not clearly more than {MIN_ZERO_ABLATION_EFFECT} "
+                         f"(fidelity v{DEFINITION_VERSION}): the ratio's denominator is too close to zero to divide by")
+    per_sequence = np.stack([clean, zero, losses([sae_splice(hook, sae)])], -1)
 
     def recovered(totals: np.ndarray) -> np.ndarray:
         c, z, s = totals[..., 0], totals[..., 1], totals[..., 2]
@@ -62,6 +77,11 @@ def loss_recovered(losses: Callable[[list[Hook]], np.ndarray], hook: str, sae) -
             return (z - s) / (z - c)
 
     return stats.cluster_bootstrap(per_sequence, recovered)
+
+
+def zero_ablation_effect(clean: np.ndarray, zero: np.ndarray) -> stats.Estimate:
+    """(L_zero - L_clean) / L_clean from (sequences,) summed losses, resampling sequences."""
+    return stats.cluster_bootstrap(np.stack([zero - clean, clean], -1), stats.ratio)
 
 
 @timing.stage("forward")
