@@ -14,6 +14,7 @@ from a conftest.py or a test module (`verify.register_claim`).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Callable
@@ -36,6 +37,22 @@ class DataSource:
 
 
 @dataclass(frozen=True)
+class Domain:
+    """What a domain checks the same way for every claim of its own, so that no claim, built in or
+    registered from a conftest.py, can skip it: `sae_fidelity(subject, sae_name, params)` returns
+    the checks that the SAE reconstructs this model (verify.fidelity, on the claim's data) and is
+    applied to every SAE a claim's parameters name (a field of kind verify.params.SAEName);
+    `competence(subject, params)` returns the checks that the model does the domain's task, read
+    from the manifest's `competence_claim` table, and is applied to every claim that declares
+    `assumes_competence`."""
+
+    name: str
+    sae_fidelity: Callable[[Any, str, Any], list] | None = None
+    competence: Callable[[Any, Any], list] | None = None
+    competence_claim: str | None = None
+
+
+@dataclass(frozen=True)
 class Measured:
     """A claim's measurement and the checks of what it rests on. `value` is None when a
     precondition failed: nothing is measured on a subject the claim's words do not apply to."""
@@ -48,9 +65,12 @@ class Measured:
 class Claim:
     """A finding, declared once. `measure(subject, params)` returns numbers with intervals (no
     asserts); `judge(measurement, params)` returns the checks (verify.verdicts) they must pass.
-    `preconditions(subject, params)` returns the checks of what the claim's words assume (the model
-    is competent, the SAE reconstructs this model), measured on the same data; `rests_on` names the
-    claims whose manifest tables those checks read, so a manifest that lacks them is refused.
+    What the claim's words assume is checked first, on the same data (`precondition_checks`): the
+    framework applies its domain's SAE fidelity check to every SAE the parameters name, and its
+    competence check when the claim declares `assumes_competence`, with no code of the claim's own;
+    `preconditions(subject, params)` adds any other checks the claim needs. `rests_on` names the
+    claims whose manifest tables those checks read, so a manifest that lacks them is refused (the
+    domain's competence table is added to it at registration).
     `figures(subject, params, measurement)` draws nothing itself: it returns the data of the
     claim's pictures (a board map, a histogram) for the report."""
 
@@ -63,14 +83,32 @@ class Claim:
     summary: str = ""
     preconditions: Callable[[Any, Any], list] | None = None
     rests_on: tuple[str, ...] = ()
+    assumes_competence: bool = False  # the claim's words take for granted that the model does its domain's task
     # (subject, params, measurement) -> report pictures (verify.ledger figures); only when a report is asked for
     figures: Callable[[Any, Any, Any], list] | None = None
+
+    def precondition_checks(self, subject, params) -> list:
+        """The domain's competence check (if the claim assumes it), its SAE fidelity check for each
+        SAE the parameters name, then the claim's own preconditions. A ValueError: not measurable."""
+        from verify.params import SAERef, kinds
+
+        domain = get_domain(self.domain)
+        checks = []
+        if self.assumes_competence:
+            checks += domain.competence(subject, params)  # present: register_claim refused the claim otherwise
+        for field, kind in kinds(self.params).items():
+            if isinstance(kind, SAERef):
+                if domain is None or domain.sae_fidelity is None:
+                    raise ValueError(f"claim {self.name} reads SAE {getattr(params, field)!r} (field {field}), but domain "
+                                     f"{self.domain!r} registers no SAE fidelity check (verify.registry.register_domain)")
+                checks += domain.sae_fidelity(subject, getattr(params, field), params)
+        return checks + (self.preconditions(subject, params) if self.preconditions else [])
 
     def measure_on(self, subject, params) -> Measured:
         """Preconditions first; the measurement only where they hold."""
         from verify.verdicts import failures
 
-        pre = self.preconditions(subject, params) if self.preconditions else []
+        pre = self.precondition_checks(subject, params)
         return Measured(None if failures(pre) else self.measure(subject, params), pre)
 
     def checks(self, measured: Measured, params) -> list:
@@ -85,6 +123,7 @@ class Claim:
 
 _CLAIMS: dict[str, Claim] = {}
 _SOURCES: dict[str, DataSource] = {}
+_DOMAINS: dict[str, Domain] = {}
 _loaded_entry_points = False
 
 
@@ -97,11 +136,32 @@ def _same_definition(a, b) -> bool:
 def register_claim(claim: Claim) -> Claim:
     if not isinstance(claim.version, int) or claim.version < 1:
         raise ValueError(f"claim {claim.name!r}: version must be an int >= 1, got {claim.version!r}")
+    if claim.assumes_competence:
+        domain = get_domain(claim.domain)
+        if domain is None or domain.competence is None:
+            raise ValueError(f"claim {claim.name!r} assumes competence, but domain {claim.domain!r} registers no competence check")
+        if domain.competence_claim not in claim.rests_on:  # the check reads that table: a manifest must declare it
+            claim = dataclasses.replace(claim, rests_on=(*claim.rests_on, domain.competence_claim))
     old = _CLAIMS.get(claim.name)
     if old is not None and not _same_definition(old, claim):
         raise ValueError(f"claim {claim.name!r} is already registered by {old.measure.__module__}")
     _CLAIMS[claim.name] = claim
     return claim
+
+
+def register_domain(domain: Domain) -> Domain:
+    """A domain's shared checks; registered by the domain's module before its claims."""
+    old = _DOMAINS.get(domain.name)
+    if old is not None and not _same_definition(old, domain):
+        raise ValueError(f"domain {domain.name!r} is already registered")
+    _DOMAINS[domain.name] = domain
+    return domain
+
+
+def get_domain(name: str) -> Domain | None:
+    if name not in _DOMAINS:  # a claim registered from a conftest.py before the domains' entry points ran
+        load_entry_points()
+    return _DOMAINS.get(name)
 
 
 def register_source(source: DataSource) -> DataSource:

@@ -51,10 +51,11 @@ def measure(manifest: Path, device: str) -> dict[str, dict[str, float]]:
     subject = load_subject(swapped, device)
     found: dict[str, dict[str, float]] = {}
     for name, params in tqdm(m.claims.items(), desc="claims", unit="claim", disable=None):  # a bar on a terminal only
-        claim = registry.get_claim(name)
-        if claim.preconditions is None:
-            continue
-        for check in claim.preconditions(subject, params):
+        try:  # the SAE fidelity checks are among every claim's preconditions that names an SAE (verify.registry)
+            checks = registry.get_claim(name).precondition_checks(subject, params)
+        except ValueError as err:  # e.g. loss recovered not measurable: no floor can be written from it
+            raise SystemExit(f"{manifest}: claim {name} on the selection split: {err}") from None
+        for check in checks:
             for label, key in FLOORS.items():
                 if check.what.startswith("precondition: SAE ") and label in check.what:
                     sae = check.what.split()[2]

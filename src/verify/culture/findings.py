@@ -25,7 +25,7 @@ from verify.culture.layout import PuzzleLayout
 from verify.hooks import hook_layer
 from verify.interventions import sae_splice, shuffled_decoder, zero_ablation
 from verify.params import Count, Fraction, Hook, Range, SAEName
-from verify.registry import Claim, DataSource, register_claim, register_source
+from verify.registry import Claim, DataSource, Domain, register_claim, register_domain, register_source
 from verify.culture import oracle
 from verify.verdicts import Check, Note, point
 
@@ -339,7 +339,11 @@ def ablation_preconditions(subject, p: AblationBreaksOneTask) -> list:
 
 
 def splice_preconditions(subject, p: SAESpliceRestores) -> list:
-    return competence(subject, p.task) + sae_fidelity(subject, p.sae, p.task)
+    return competence(subject, p.task)  # and the SAE's fidelity, which the framework applies to the SAE `sae` names
+
+
+# every culture claim that names an SAE is measured on one task's puzzles (its `task`)
+register_domain(Domain("culture", sae_fidelity=lambda subject, sae, p: sae_fidelity(subject, sae, p.task)))
 
 
 register_claim(Claim("solved_rate", "culture", SolvedRate, measure_solved_rate, judge_solved_rate, version=2,

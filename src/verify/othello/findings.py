@@ -26,8 +26,8 @@ from verify.hooks import residual_layer
 from verify.interventions import random_like
 from verify.othello import rules as othello
 from verify.othello.data import input_tokens, positions, split
-from verify.params import Correlation, Count, FeatureOf, Fraction, Hook, SAEName, UnitOf
-from verify.registry import Claim, DataSource, register_claim, register_source
+from verify.params import Correlation, Count, FeatureOf, Fraction, Hook, Range, SAEName, UnitOf
+from verify.registry import Claim, DataSource, Domain, register_claim, register_domain, register_source
 from verify.verdicts import Check, Note, point
 
 FINGERPRINT_GAMES = 16
@@ -63,7 +63,12 @@ class FeatureTracksEmptySquare:
 class NeuronFiresOnOneMove:
     neuron: Annotated[int, UnitOf("hook")]
     move: str  # A0..H7
-    min_precision: Fraction
+    # "fires only on one move": when it fires, the move is mostly M (a floor below 0.5 would not say so) ...
+    min_precision: Annotated[float, Range(0.5, 1.0)]
+    # ... far more often than for a neuron that ignores the move (precision / P(move == M)) ...
+    min_lift: Annotated[float, Range(1.0, None)]
+    # ... and M leads the most frequent other move by this much (precision(M) - precision(that move))
+    min_margin: Fraction
     hook: Hook = "blocks.0.mlp.hook_post"
     min_recall: Fraction = 0.0
     min_fires: Count = 20  # fewer firings than this make the precision meaningless
@@ -168,35 +173,78 @@ def judge_feature_emptiness(m: FeatureEmptiness, p: FeatureTracksEmptySquare) ->
 
 @dataclass(frozen=True)
 class NeuronMove:
-    precision: stats.Estimate
-    recall: stats.Estimate
+    precision: stats.Estimate  # P(move == M | fires)
+    recall: stats.Estimate  # P(fires | move == M)
+    lift: stats.Estimate  # precision / P(move == M)
+    second_move: str  # the other move the neuron fires on most often (on all the games): the runner-up
+    second_precision: stats.Estimate  # P(move == second_move | fires)
+    margin: stats.Estimate  # precision - the best other move's precision, that move re-chosen in each resample
     fires: int
     chance: float  # P(move == M) over all positions: the precision of a neuron that ignores the move
 
 
+def neuron_move_stats(fires: np.ndarray, tokens: np.ndarray, token: int) -> NeuronMove:
+    """fires, tokens (games, positions): whether the neuron fires, and the current move's token, at
+    each position -> the selectivity of 'fires => move == token', with intervals over games."""
+    n_tokens = len(othello.TOKEN_TO_SQUARE)
+    onehot = np.eye(n_tokens)[tokens]  # (games, positions, tokens)
+    per_game = np.concatenate([
+        fires.sum(1, keepdims=True),  # [0] firings
+        (onehot * fires[..., None]).sum(1),  # [1 : 1 + n] firings by current move
+        onehot.sum(1),  # [1 + n : 1 + 2n] positions by current move
+        np.full((len(fires), 1), fires.shape[1]),  # [-1] positions
+    ], axis=1).astype(np.float64)
+    by_move = lambda t: t[..., 1 : 1 + n_tokens]  # noqa: E731
+    others = np.ones(n_tokens, dtype=bool)
+    others[[0, token]] = False  # token 0 is no move
+    second = int(np.flatnonzero(others)[by_move(per_game.sum(0))[others].argmax()])
+
+    def share(t, k):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return by_move(t)[..., k] / t[..., 0]
+
+    def lift(t):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return share(t, token) / (t[..., 1 + n_tokens + token] / t[..., -1])
+
+    def recall(t):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return by_move(t)[..., token] / t[..., 1 + n_tokens + token]
+
+    def margin(t):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (by_move(t)[..., token] - by_move(t)[..., others].max(-1)) / t[..., 0]
+
+    totals = per_game.sum(0)
+    return NeuronMove(
+        precision=stats.cluster_bootstrap(per_game, lambda t: share(t, token)),
+        recall=stats.cluster_bootstrap(per_game, recall),
+        lift=stats.cluster_bootstrap(per_game, lift),
+        second_move=othello.square_label(othello.token_to_square(second)),
+        second_precision=stats.cluster_bootstrap(per_game, lambda t: share(t, second)),
+        margin=stats.cluster_bootstrap(per_game, margin),
+        fires=int(totals[0]),
+        chance=float(totals[1 + n_tokens + token] / totals[-1]),
+    )
+
+
 def measure_neuron_move(subject, p: NeuronFiresOnOneMove) -> NeuronMove:
-    token = othello.square_to_token(othello.parse_square(p.move))
     games = split(subject, "confirmation")
-    tokens = input_tokens(subject, games)
-    acts = split_activations(subject, "confirmation", p.hook)
-    fires = (acts[..., p.neuron] > 0).cpu().numpy()
+    fires = (split_activations(subject, "confirmation", p.hook)[..., p.neuron] > 0).cpu().numpy()
     if fires.sum() < p.min_fires:
         raise ValueError(f"{p.hook}[{p.neuron}] fires {int(fires.sum())} times (min_fires {p.min_fires}): its precision would mean nothing")
-    is_move = (tokens == token).cpu().numpy()
-    hits = (fires & is_move).sum(1)
-    return NeuronMove(
-        precision=stats.ratio_estimate(hits, fires.sum(1)),
-        recall=stats.ratio_estimate(hits, is_move.sum(1)),
-        fires=int(fires.sum()),
-        chance=float(is_move.mean()),
-    )
+    return neuron_move_stats(fires, input_tokens(subject, games).cpu().numpy(), othello.square_to_token(othello.parse_square(p.move)))
 
 
 def judge_neuron_move(m: NeuronMove, p: NeuronFiresOnOneMove) -> list:
     return [
         Note(f"firings of {p.hook}[{p.neuron}]", point(m.fires)),
         Check(f"precision P(move == {p.move} | fires)", m.precision, p.min_precision, 1.0),
+        Check(f"lift over chance P(move == {p.move} | fires) / P(move == {p.move})", m.lift, p.min_lift),
+        Check(f"margin over the most frequent other move {m.second_move}: precision({p.move}) - precision({m.second_move})",
+              m.margin, p.min_margin),
         Check(f"recall P(fires | move == {p.move})", m.recall, p.min_recall, 1.0),
+        Note(f"precision P(move == {m.second_move} | fires)", m.second_precision),
         Note(f"chance precision P(move == {p.move})", point(m.chance)),
     ]
 
@@ -238,7 +286,7 @@ def competence(subject, p=None) -> list:
     return [dataclasses.replace(c, what="precondition: " + c.what) for c in judge_legal_move_rate(rate, bounds)]
 
 
-def sae_fidelity(subject, sae_name: str) -> list:
+def sae_fidelity(subject, sae_name: str, p=None) -> list:
     """The SAE reconstructs this model on the confirmation games (verify.fidelity)."""
     spec, sae = subject.manifest.saes[sae_name], subject.saes[sae_name]
     games = split(subject, "confirmation")
@@ -262,10 +310,7 @@ def sae_fidelity(subject, sae_name: str) -> list:
                   spec.min_loss_recovered)]
 
 
-def feature_preconditions(subject, p: FeatureTracksEmptySquare) -> list:
-    return competence(subject) + sae_fidelity(subject, p.sae)
-
-
+register_domain(Domain("othello", sae_fidelity=sae_fidelity, competence=competence, competence_claim="legal_move_rate"))
 from verify.othello import figures  # noqa: E402 - draws on the definitions above
 
 register_claim(Claim("legal_move_rate", "othello", LegalMoveRate, measure_legal_move_rate, judge_legal_move_rate, version=1,
@@ -273,7 +318,8 @@ register_claim(Claim("legal_move_rate", "othello", LegalMoveRate, measure_legal_
 register_claim(Claim("feature_tracks_empty_square", "othello", FeatureTracksEmptySquare, measure_feature_emptiness,
                      judge_feature_emptiness, version=1,
                      summary="F3: an SAE feature's activation tracks 'square is empty', within move number",
-                     preconditions=feature_preconditions, rests_on=("legal_move_rate",), figures=figures.feature_figures))
-register_claim(Claim("neuron_fires_on_one_move", "othello", NeuronFiresOnOneMove, measure_neuron_move, judge_neuron_move, version=1,
-                     summary="F4: when the neuron fires, the current move is one square",
-                     preconditions=competence, rests_on=("legal_move_rate",), figures=figures.neuron_figures))
+                     assumes_competence=True, figures=figures.feature_figures))  # and the SAE's fidelity: its `sae` names one
+register_claim(Claim("neuron_fires_on_one_move", "othello", NeuronFiresOnOneMove, measure_neuron_move, judge_neuron_move, version=2,
+                     summary="F4: the neuron fires on one move: when it fires, the current move is mostly that square, "
+                             "far above chance and well ahead of any other",
+                     assumes_competence=True, figures=figures.neuron_figures))
