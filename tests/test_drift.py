@@ -281,7 +281,7 @@ def test_odd_names_and_series_tables_under_their_claims(tmp_path):
                for n in names] + [record(n, "ablation") for n in names]
     pages = report.write(make(*records), tmp_path)
     text = (tmp_path / "report.md").read_text()
-    assert "## Subject ckpt-\\$\\\\foo\\$" in text and "| a\\|b \\<script\\> |" in text and "## Subject \\_x\\_" in text
+    assert "## Subject ckpt-\\$\\\\foo\\$" in text and "| a\\|b \\<script> |" in text and "## Subject \\_x\\_" in text
     section = text.split("## Claims across subjects")[1].split("## Subject ")[0]
     assert section.index("### solved_rate") < section.index("![solved_rate per subject]") < section.index("### ablation") \
         < section.index("![ablation per subject]")

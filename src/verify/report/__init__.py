@@ -38,13 +38,13 @@ def bounds_text(m: Measured) -> str:
     return f"in [{m.bound_lo:.4g}, {m.bound_hi:.4g}]"
 
 
-MD_SPECIAL = re.compile(r"([\\`*\[\]<>|$&~{}])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+MD_SPECIAL = re.compile(r"([\\`*\[\]<|$&~{}])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 LINE_START = re.compile(r"^([#>+=-]|\d+[.)])")
 
 
 def md(text: str) -> str:
     """`text` as literal Markdown: every character that could start markup backslash-escaped (an
-    underscore inside a word, as in claim names, cannot), on one line."""
+    underscore inside a word, as in claim names, cannot; `>` only at a paragraph's start), on one line."""
     return MD_SPECIAL.sub(lambda m: "\\" + m.group(0), " ".join(str(text).splitlines()))
 
 
