@@ -42,6 +42,19 @@ MANIFEST_CASES = {
     "sha256-not-hex": (lambda t: t.replace('sha256 = { weights = "e0139b', 'sha256 = { weights = "zz139b'), r"\[model\] sha256\[.weights.\]: .* is not a sha256 digest"),
     "sae-pin-missing-file": (lambda t: t.replace('"cfg.json" =', '"config.json" ='), r"\[saes.resid\] sha256: unknown key 'config.json': no file 'config.json' in folder"),
     "string-for-number": (lambda t: t.replace("neuron = 171", 'neuron = "171"'), r"\[claims.neuron_fires_on_one_move\] neuron: expected int"),
+    "size-1e20": (lambda t: t.replace("size = 1000", "size = 100000000000000000000"), r"\[data\] size: 100000000000000000000 .* must be > 0 and <= 1000000"),
+    "negative-seed": (lambda t: t.replace("selection_seed = 100", "selection_seed = -1"), r"\[data\] selection_seed: -1 must be in \[0, 2\*\*32\)"),
+    "seed-too-large": (lambda t: t.replace("confirmation_seed = 101", f"confirmation_seed = {2**32}"), r"\[data\] confirmation_seed: 4294967296 must be in"),
+    "margin-minus-inf": (lambda t: re.sub(r"^min_margin_over_random = 0\.1$", "min_margin_over_random = -inf", t, count=1, flags=re.M),
+                         r"\[claims.feature_tracks_empty_square\] min_margin_over_random: -inf bounds nothing \(a check against it cannot fail\)"),
+    "sae-floor-minus-inf": (lambda t: t.replace("min_explained_variance = 0.48", "min_explained_variance = -inf"),
+                            r"\[saes.resid\] min_explained_variance: -inf is not a floor"),
+    "pin-parent-path": (lambda t: t.replace('"cfg.json" =', '"../sae-resid/cfg.json" ='), r"\[saes.resid\] sha256: unknown key '../sae-resid/cfg.json': a key is the bare name"),
+    "pin-absolute-path": (lambda t: t.replace('"cfg.json" =', '"/etc/passwd" ='), r"\[saes.resid\] sha256: unknown key '/etc/passwd': a key is the bare name"),
+    "deep-toml": (lambda t: t.replace("[training]", "[training]\ndeep = " + "[" * 5000 + "]" * 5000),
+                  r"nested too deeply to read \(maximum recursion depth exceeded\)"),
+    "nested-toml": (lambda t: t.replace("[training]", "[training]\ndeep = " + "[" * 40 + "]" * 40), r"nested more than 32 deep"),
+    "too-many-claims": (lambda t: t + "".join(f"\n[claims.c{i}]\nx = 1\n" for i in range(100_000)), r"claims: 100004 \[claims.NAME\] tables; at most 1000"),
 }
 
 
@@ -260,6 +273,287 @@ def test_an_interrupted_wandb_download_is_never_taken_as_complete(tmp_path, monk
     final = sources.wandb_folder(sources.parse_wandb(source))
     assert not final.exists(), "a partial download sits where a complete one is expected"
     assert sources.fetch(source, tmp_path) == final and (final / "part.pt").exists() and len(calls) == 2
+
+
+# --- configs are data: nothing in a manifest's folder runs, nothing is fetched -----------------------
+
+PAYLOAD_CODE = """open({marker!r}, "w").write("ran")
+from transformers import PretrainedConfig, PreTrainedTokenizer
+class EvilConfig(PretrainedConfig):
+    model_type = "evil"
+class EvilTokenizer(PreTrainedTokenizer):
+    pass
+"""
+
+
+def config_copy(tmp_path, **changes):
+    """A copy of othello-tiny whose model config has these keys changed; returns (manifest, config)."""
+    import json
+
+    config = tmp_path / "model_config.json"
+    config.write_text(json.dumps({**json.loads((ROOT / "fixtures" / "othello-tiny" / "model_config.json").read_text()), **changes}))
+    path = copy_manifest(tmp_path, lambda t: re.sub(r'config = ".*"', f'config = "{config}"', t, count=1)
+                         .replace(re.search(r', config = "[0-9a-f]{64}"', t).group(0), ""))
+    return path, config
+
+
+def planted_tokenizer(tmp_path):
+    """A folder transformers would load a tokenizer from with trust_remote_code: importing it writes the marker."""
+    folder, marker = tmp_path / "payload", tmp_path / "pwned"
+    folder.mkdir()
+    (folder / "evil.py").write_text(PAYLOAD_CODE.format(marker=str(marker)))
+    (folder / "config.json").write_text('{"model_type": "evil", "auto_map": {"AutoConfig": "evil.EvilConfig", '
+                                        '"AutoTokenizer": ["evil.EvilTokenizer", null]}}')
+    (folder / "tokenizer_config.json").write_text('{"auto_map": {"AutoTokenizer": ["evil.EvilTokenizer", null]}}')
+    return folder, marker
+
+
+def test_a_planted_tokenizer_payload_never_runs(tmp_path):
+    """Before configs were read as data, this config ran evil.py during the manifest check."""
+    from verify import loaders
+
+    folder, marker = planted_tokenizer(tmp_path)
+    path, config = config_copy(tmp_path, tokenizer_name=str(folder), trust_remote_code=True)
+    with pytest.raises(ManifestError, match=re.escape(f"{config}: key 'tokenizer_name' is refused")) as err:
+        read_manifest(path)
+    assert str(err.value).startswith(f"{path}: [model]: ") and "\n" not in str(err.value)
+    with pytest.raises(loaders.CheckpointError, match="key 'tokenizer_name' is refused"):  # nor at load
+        loaders.load_hooked_transformer(ROOT / "fixtures" / "othello-tiny" / "model.safetensors", config, "cpu")
+    assert not marker.exists(), "the planted tokenizer's code ran"
+
+
+def test_a_planted_tokenizer_payload_stops_a_run_as_a_usage_error(tmp_path, pytester):
+    folder, marker = planted_tokenizer(tmp_path)
+    path, _ = config_copy(tmp_path, tokenizer_name=str(folder), trust_remote_code=True)
+    result = run(pytester, CLAIMS, "--subject-file", str(path))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.lines if line.startswith("ERROR:")]
+    assert len(errors) == 1 and "key 'tokenizer_name' is refused" in errors[0], result.stderr.str()
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert not marker.exists(), "the planted tokenizer's code ran"
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"tokenizer_name": "gpt2"}, r"key 'tokenizer_name' is refused: transformer_lens would load a tokenizer"),
+    ({"trust_remote_code": True}, r"key 'trust_remote_code' is refused: it lets a tokenizer's or model's own Python code run"),
+    ({"load_in_4bit": True}, r"key 'load_in_4bit' is refused: it makes transformer_lens import a quantization library"),
+    ({"device": "cuda"}, r"key 'device' is refused: the verifier chooses the device"),
+    ({"model_name": "../../elsewhere"}, r"model_name: '../../elsewhere' looks like a path or URL"),
+    ({"act_fn": "https://example.com/act"}, r"act_fn: 'https://example.com/act' looks like a path or URL"),
+    ({"hf_hub_repo": "owner/repo"}, r"key 'hf_hub_repo' is not an architecture field this loader accepts"),
+    ({"n_layers": 10**6}, r"n_layers: 1000000 must be an integer in \[1, 256\]"),
+    ({"n_ctx": 10**6}, r"n_ctx: 1000000 must be an integer in \[1, 8192\]"),
+], ids=["tokenizer-gpt2", "trust-remote-code", "quantization", "device", "path-value", "url-value", "unknown-key", "layers", "context"])
+def test_a_config_key_that_could_fetch_or_run_is_refused_in_one_line(tmp_path, monkeypatch, changes, message):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # offline, "gpt2" was a 120-line INTERNALERROR; online, a download
+    path, config = config_copy(tmp_path, **changes)
+    with pytest.raises(ManifestError, match=message) as err:
+        read_manifest(path)
+    assert str(err.value).startswith(f"{path}: [model]: {config}: ") and "\n" not in str(err.value)
+
+
+def test_an_sae_cfg_json_naming_downloads_loads_without_fetching(tmp_path, monkeypatch):
+    """sae_lens keeps the keys that name downloads (model_from_pretrained_kwargs, dataset_path, ...)
+    as metadata: SAE.load_from_disk acts on none of them (only its training code does)."""
+    import json
+
+    from verify import loaders
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = tmp_path / "sae"
+    shutil.copytree(ROOT / "fixtures" / "othello-tiny" / "sae-resid", folder)
+    cfg = json.loads((folder / "cfg.json").read_text())
+    cfg["metadata"] |= {"model_from_pretrained_kwargs": {"trust_remote_code": True}, "dataset_path": "owner/not-a-dataset",
+                        "dataset_trust_remote_code": True, "model_name": "gpt2"}
+    (folder / "cfg.json").write_text(json.dumps(cfg))
+    sae = loaders.load_sae_lens(folder, "cpu")
+    assert sae.cfg.d_sae == 512 and sae.cfg.metadata.dataset_path == "owner/not-a-dataset"  # kept as data, not fetched
+
+
+# --- regular files only; sizes, counts and depth bounded -------------------------------------------
+
+@pytest.fixture
+def alarm():
+    """A hang (a reader blocked on a FIFO) fails the test after 20 s instead of blocking the suite."""
+    import signal
+
+    def hung(*_):
+        raise TimeoutError("blocked: the reader waited on a FIFO")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def sae_copy(tmp_path, change=None):
+    """othello-tiny with its SAE folder copied (unpinned), `change(folder)` applied to the copy."""
+    folder = tmp_path / "sae"
+    shutil.copytree(ROOT / "fixtures" / "othello-tiny" / "sae-resid", folder)
+    if change:
+        change(folder)
+    return copy_manifest(tmp_path, lambda t: re.sub(r'path = ".*sae-resid"', f'path = "{folder}"', t)
+                         .replace(re.search(r'\nsha256 = \{ "cfg.json".*', t).group(0), "")), folder
+
+
+def fifo_cfg(folder):
+    import os
+
+    (folder / "cfg.json").unlink()
+    os.mkfifo(folder / "cfg.json")
+
+
+def test_a_fifo_as_an_sae_config_is_refused_not_waited_on(tmp_path, alarm):
+    path, folder = sae_copy(tmp_path, fifo_cfg)
+    with pytest.raises(ManifestError, match=re.escape(f"{folder}/cfg.json: a regular file is expected here, and this is a FIFO")) as err:
+        read_manifest(path)
+    assert "\n" not in str(err.value)
+
+
+def test_a_fifo_or_a_forged_header_in_the_disk_cache_is_remade(tmp_path, monkeypatch, alarm):
+    """A FIFO blocked np.load forever; a header declaring 8 TiB had numpy allocate it (MemoryError)."""
+    import io
+    import os
+    import zipfile
+
+    import numpy as np
+
+    from verify import diskcache
+
+    monkeypatch.setenv(diskcache.ENV, str(tmp_path))
+    key, text = {"case": 1}, '{"case": 1}'
+    path = diskcache.entry_path("t", key)
+    assert (diskcache.cached_array("t", key, lambda: np.arange(4.0)) == np.arange(4.0)).all()
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    forged = io.BytesIO()
+    np.lib.format.write_array(forged, np.arange(4.0))
+    members["array.npy"] = forged.getvalue().replace(b"(4,)", b"(%d,)" % 2**40)  # 8 TiB of float64
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    assert diskcache.read_entry(path, text) is None
+    assert (diskcache.cached_array("t", key, lambda: np.arange(3.0)) == np.arange(3.0)).all()  # remade and rewritten
+    path.unlink()
+    os.mkfifo(path)
+    assert diskcache.read_entry(path, text) is None
+    assert (diskcache.cached_array("t", key, lambda: np.arange(2.0)) == np.arange(2.0)).all() and path.is_file()
+
+
+def test_a_deeply_nested_json_config_names_its_file(tmp_path):
+    path, folder = sae_copy(tmp_path, lambda f: (f / "cfg.json").write_text("[" * 100_000 + "]" * 100_000))
+    with pytest.raises(ManifestError, match=re.escape(f"{folder}/cfg.json: nested too deeply to read as JSON")) as err:
+        read_manifest(path)
+    assert "\n" not in str(err.value)
+
+
+def test_an_sae_shape_mismatch_is_one_whole_line(tmp_path):
+    """cfg.json's d_sae against the tensors: was torch's two-line message (the ledger kept the first)."""
+    from verify import loaders
+
+    path, folder = sae_copy(tmp_path, lambda f: (f / "cfg.json").write_text((f / "cfg.json").read_text().replace('"d_sae": 512', '"d_sae": 1024')))
+    message = re.escape(f"{folder}/sae_weights.safetensors: tensor shapes do not fit cfg.json's d_in 128, d_sae 1024: W_enc (128, 512) "
+                        "(needs (128, 1024)), W_dec (512, 128) (needs (1024, 128)), b_enc (512,) (needs (1024,))")
+    with pytest.raises(ManifestError, match=message) as err:
+        read_manifest(path)  # at collection
+    assert "\n" not in str(err.value)
+    with pytest.raises(loaders.CheckpointError, match=message):
+        loaders.load_sae_lens(folder, "cpu")  # and at load
+
+
+def test_a_hundred_thousand_claim_tables_are_refused_at_once(tmp_path):
+    import time
+
+    path = copy_manifest(tmp_path, lambda t: t + "".join(f"\n[claims.c{i}]\nx = 1\n" for i in range(100_000)))
+    start = time.perf_counter()
+    with pytest.raises(ManifestError, match="at most 1000 are read"):
+        read_manifest(path)
+    assert time.perf_counter() - start < 20  # took minutes: a list membership test per table
+
+
+def test_unresolved_claim_tables_are_looked_up_in_constant_time():
+    """resolve_claims (run for every claim a session collects) with 100k tables no claim matches,
+    past the manifest's bound: with a list of unknown names this took minutes (quadratic)."""
+    import dataclasses
+    import time
+
+    from verify.subjects import check_files, resolve_claims
+
+    m = read_manifest(OTHELLO_TINY)
+    many = dataclasses.replace(m, claims={}, claim_tables={**m.claim_tables, **{f"c{i}": {"x": 1} for i in range(100_000)}})
+    start = time.perf_counter()
+    resolved = resolve_claims(many, check_files(m), strict=False)
+    assert time.perf_counter() - start < 10 and resolved.claims == m.claims
+
+
+# --- loader inputs ----------------------------------------------------------------------------------
+
+def legacy_file(tmp_path, cfg, state):
+    path = tmp_path / "sae.pt"
+    torch.save({"cfg": cfg, "state_dict": state}, path)
+    return path
+
+
+def legacy_config_with_arguments():
+    """A class pickled under the legacy config's name whose reduction calls it with arguments."""
+    cls = type("LanguageModelSAERunnerConfig", (), {"__module__": "sae_training.config",
+                                                   "__init__": lambda self, *args: None,
+                                                   "__reduce__": lambda self: (type(self), (1, 2))})
+    sys.modules["sae_training"], sys.modules["sae_training.config"] = types.ModuleType("sae_training"), types.ModuleType("sae_training.config")
+    sys.modules["sae_training.config"].LanguageModelSAERunnerConfig = cls
+    return cls()
+
+
+LEGACY_WEIGHTS = {"W_enc": torch.zeros(16, 32), "b_enc": torch.zeros(32), "W_dec": torch.zeros(32, 16), "b_dec": torch.zeros(16)}
+
+
+@pytest.mark.parametrize(("cfg", "state", "message"), [
+    ("args", LEGACY_WEIGHTS, "the pickled sae_training.config.LanguageModelSAERunnerConfig is not plain data"),
+    ({"hook_point": "blocks.3.hook_resid_pre"}, {**LEGACY_WEIGHTS, "W_enc": 5}, r"state_dict\['W_enc'\] is a int, not a float tensor"),
+    ({"hook_point": "blocks.3.hook_resid_pre"}, 7, "'state_dict' is a int, not a dict of tensors"),
+    ({"hook_point": "blocks.3.hook_resid_pre"}, {**LEGACY_WEIGHTS, "W_enc": torch.zeros(16)}, r"W_enc has shape \(16,\), expected \(d_in, d_sae\)"),
+    ({"hook_point": 3}, LEGACY_WEIGHTS, "cfg hook_point is a int, not a hook name"),
+], ids=["config-called-with-arguments", "int-for-tensor", "int-for-state-dict", "wrong-rank", "hook-not-a-string"])
+def test_a_malformed_legacy_sae_is_one_checkpoint_error(tmp_path, cfg, state, message):
+    """Each was an INTERNALERROR (TypeError, AttributeError, ValueError) at collection."""
+    from verify import loaders
+    from verify.loaders import legacy_sae
+
+    try:
+        path = legacy_file(tmp_path, legacy_config_with_arguments() if cfg == "args" else cfg, state)
+    finally:
+        sys.modules.pop("sae_training", None), sys.modules.pop("sae_training.config", None)
+    for read in (legacy_sae.shape, lambda p: loaders.load_legacy_sae(p, "cpu")):
+        with pytest.raises(loaders.CheckpointError, match=message) as err:
+            read(path)
+        assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)
+
+
+def test_a_dataset_row_of_the_wrong_length_names_file_row_and_length(tmp_path):
+    """A 100-token row among 149-token puzzles was a 116-line TypeError."""
+    import datasets
+
+    layout = PuzzleLayout(6, 6)
+    dataset = build_dataset(3, 7, layout)
+    rows = [list(row) for row in dataset["contact"]["input_ids"]]
+    rows[1] = rows[1][:100]
+    datasets.DatasetDict({"contact": datasets.Dataset.from_dict({"input_ids": rows, "label": list(dataset["contact"]["label"])})}
+                         ).save_to_disk(str(tmp_path / "data"))
+    opened = culture_data.open_dataset(str(tmp_path / "data"), tmp_path)
+    file = tmp_path / "data" / "contact" / "data-00000-of-00001.arrow"
+    with pytest.raises(ValueError, match=re.escape(f"{file}: task contact row 1 has 100 tokens; every puzzle of this layout has {layout.length}")) as err:
+        culture_data.task_rows(opened, "contact", 0, 3, layout.length)
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="row 0 has 149 tokens; every puzzle of this layout has 405"):
+        culture_data.task_rows(opened, "contact", 0, 1, 405)  # rows of another layout's length
+    assert culture_data.task_rows(opened, "contact", 2, 3, layout.length).shape == (1, layout.length)
+
+
+def test_an_empty_subject_shard_is_a_usage_error(pytester):
+    result = run(pytester, CLAIMS, "--subject-shard", "", "--subjects-dir", str(pytester.path))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--subject-shard '': expected K/N with 1 <= K <= N*"])
 
 
 # --- property: any TOML value in any field is a ManifestError or a valid manifest ---------------------
