@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -9,9 +11,47 @@ from verify.othello import rules
 
 
 def split(subject, which: str) -> rules.Games:
-    """The subject's selection or confirmation games, generated once per data spec."""
+    """The subject's selection or confirmation games, generated once per data spec: no game twice,
+    and the confirmation games none of the selection games (`distinct_games`)."""
     data = subject.manifest.data
-    return subject.data(("games", which), lambda: rules.generate_games(data.size, data.seed(which)))
+
+    def make() -> rules.Games:
+        held_out_from = split(subject, "selection") if which == "confirmation" else None
+        games, shared, repeated = distinct_games(data.size, data.seed(which), held_out_from)
+        if shared or repeated:  # a warning where it happens (practically never: 60-move random games)
+            warnings.warn(f"{subject.manifest.name}: {which} games drawn again to keep the split held out and free of "
+                          f"repeats: {shared} in the selection split, {repeated} repeats", stacklevel=2)
+        return games
+
+    return subject.data(("games", which), make)
+
+
+def distinct_games(n: int, seed: int, held_out_from: rules.Games | None = None,
+                   batch: int | None = None) -> tuple[rules.Games, int, int]:
+    """(n games of `generate_games`'s stream for (seed, batch: its default when None), skipping any
+    game that repeats one taken before or is in `held_out_from`; how many were in `held_out_from`;
+    how many repeated). The stream's first games do not depend on how many are asked for, so
+    skipping draws further on."""
+    exclude = {row.tobytes() for row in held_out_from.squares} if held_out_from is not None else set()
+    wanted = n
+    for _ in range(8):
+        games = rules.generate_games(wanted, seed, **({} if batch is None else {"batch": batch}))
+        keep, seen, shared, repeated = [], set(), 0, 0
+        for i, row in enumerate(games.squares):
+            if len(keep) == n:
+                break
+            key = row.tobytes()
+            if key in exclude:
+                shared += 1
+            elif key in seen:
+                repeated += 1
+            else:
+                seen.add(key)
+                keep.append(i)
+        if len(keep) == n:
+            return games.take(np.array(keep, dtype=np.int64)), shared, repeated
+        wanted += 2 * (n - len(keep)) + 16
+    raise ValueError(f"{n} distinct games not found in {wanted} games of seed {seed}")
 
 
 def input_tokens(subject, games: rules.Games) -> torch.Tensor:
