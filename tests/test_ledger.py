@@ -91,7 +91,7 @@ def test_each_shard_writes_a_ledger_that_validates(shards):
             assert f.sha256 == sha256_of(Path(f.path))
         assert record.fingerprint is not None and record.fingerprint.hooks and record.fingerprint.top1
         for r in (r for r in part.records if r.subject == subject):
-            assert r.verdict == "held", r
+            assert r.verdict == ("absent" if r.expect == "absent" else "held"), r  # a finding declared absent stays absent
             assert r.checks and all(m.kind in ("check", "note") for m in r.checks)
             assert r.claim_version is not None and r.params
 
@@ -119,17 +119,27 @@ def test_merge_joins_the_shards_into_one_ledger_and_report(shards):
 
 def test_merge_refuses_parts_that_disagree(shards, tmp_path):
     raw = json.loads((shards["dir"] / "part2" / "ledger.json").read_text())
-    raw["records"][0]["checks"][0]["value"] = 0.123
+    check = raw["records"][0]["checks"][0]
+    check["value"] += 1e-4 if check["bound_hi"] is None or check["value"] + 1e-4 <= check["bound_hi"] else -1e-4  # still passing
     (tmp_path / "other.json").write_text(json.dumps(raw))
     result = verify_cli("merge", str(shards["dir"] / "part2"), str(tmp_path / "other.json"), "--out", str(tmp_path / "m"))
-    assert result.returncode == 2 and "with other values" in result.stderr
+    assert result.returncode == 2 and "with other values" in result.stderr, result.stderr
+    # a value moved below its bound but still marked passed: the part contradicts itself
+    check["value"], check["passed"] = (check["bound_lo"] or 0.0) - 0.5, True
+    (tmp_path / "edited.json").write_text(json.dumps(raw))
+    result = verify_cli("merge", str(shards["dir"] / "part2"), str(tmp_path / "edited.json"), "--out", str(tmp_path / "m"))
+    assert result.returncode == 2 and "edited.json: the ledger contradicts itself:" in result.stderr, result.stderr
+    assert f"says passed=True but its value {check['value']}" in result.stderr
 
 
 def test_xdist_prints_the_same_numbers_as_serial_shards(shards, parallel):
     assert parallel.returncode == 0, parallel.stdout[-3000:]
     serial = sorted(line for r in shards["runs"] for line in claims_section(r.stdout))
     assert sorted(claims_section(parallel.stdout)) == serial
-    assert re.search(r"claims executed: 7 \(7 held, 0 failed\)", parallel.stdout), parallel.stdout[-2000:]
+    counted = re.search(r"claims executed: 7 \((\d) held, 0 failed(?:, (\d) expected absent)?\)", parallel.stdout)
+    assert counted, parallel.stdout[-2000:]
+    absent = sum(r.verdict == "absent" for r in ledger.read(shards["merged"]).records)
+    assert (int(counted.group(1)), int(counted.group(2) or 0)) == (7 - absent, absent)
 
 
 def test_same_seeds_give_identical_ledger_values(shards, parallel):
