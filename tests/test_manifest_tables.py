@@ -23,6 +23,7 @@ def found(probe_accuracy: float) -> dict:
     return {"feature": 7, "square": "C3", "selection_r": 0.5, "min_correlation": 0.4, "max_correlation": 0.6,
             "selection_auroc": 0.7, "min_auroc": 0.65, "min_margin_over_random": 0.1, "sae": "resid", "neuron": 3,
             "move": "D2", "hook": "blocks.0.mlp.hook_post", "neuron_seen": "precision 0.2", "neuron_held": False,
+            "neuron_absent_reason": "no neuron fires on one move",
             "min_precision": 0.5, "min_lift": 20.0, "min_margin": 0.25, "min_recall": 0.2, "min_legal_rate": 0.95,
             "probe_hook": "blocks.1.hook_resid_post", "probe": BoardProbeResult(e, Estimate(0.7, 0.7, 0.7), Estimate(0.6, 0.6, 0.6),
                                                                                Estimate(0.2, 0.2, 0.2), Estimate(0.1, 0.1, 0.1), e)}

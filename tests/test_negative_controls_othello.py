@@ -21,7 +21,7 @@ from verify.verdicts import failures
 
 CLAIMS = [name for name, c in registry.claims().items() if c.domain == "othello"]
 # F4 does not emerge at othello-tiny's size: its table records the most selective neuron with the
-# finding's own bounds, and the claim fails (test_neuron_claim_fails_on_the_embedded_subject)
+# finding's own bounds and declares it absent (test_neuron_claim_fails_on_the_embedded_subject)
 ABSENT = {"neuron_fires_on_one_move"}
 OTHELLO_GPT = OTHELLO_TINY.parent / "othello-gpt.toml"
 
@@ -43,6 +43,7 @@ def test_the_embedded_subject_declares_every_othello_claim(othello_tiny):
 
 
 def test_claims_hold_on_the_embedded_subject(othello_tiny):
+    assert set(othello_tiny.manifest.expected_absent) == ABSENT
     for claim in set(CLAIMS) - ABSENT:
         assert verdict(othello_tiny, claim) == [], claim
 
