@@ -36,6 +36,9 @@ def open_dataset(path: str, base: Path):
         return datasets.load_dataset(name, revision=revision)
     folder = sources.local_path(path, base)
     if (folder / "dataset_dict.json").is_file():
+        for entry in folder.rglob("*"):  # a FIFO among the arrow files would block datasets' reader forever
+            if not entry.is_dir():
+                sources.check_regular_file(entry)
         return datasets.load_from_disk(str(folder))
     return parquet_dataset(folder)
 
