@@ -411,6 +411,16 @@ def test_a_fifo_as_an_sae_config_is_refused_not_waited_on(tmp_path, alarm):
     assert "\n" not in str(err.value)
 
 
+def test_a_fifo_in_a_dataset_folder_is_refused_not_waited_on(tmp_path, alarm):
+    import os
+
+    build_dataset(2, 7, PuzzleLayout(6, 6)).save_to_disk(str(tmp_path / "data"))
+    arrow = tmp_path / "data" / "contact" / "data-00000-of-00001.arrow"
+    arrow.unlink()
+    os.mkfifo(arrow)
+    with pytest.raises(ValueError, match=re.escape(f"{arrow}: a regular file is expected here, and this is a FIFO")):
+        culture_data.open_dataset(str(tmp_path / "data"), tmp_path)
+
 def test_a_fifo_or_a_forged_header_in_the_disk_cache_is_remade(tmp_path, monkeypatch, alarm):
     """A FIFO blocked np.load forever; a header declaring 8 TiB had numpy allocate it (MemoryError)."""
     import io
