@@ -76,7 +76,7 @@ def test_a_hand_edited_ledger_marking_a_failing_value_held_is_refused(tmp_path):
     ([record(verdict="held", checks=[check(value=0.5)])], "s / c: verdict held but check 'rate' fails"),
     ([record(verdict="held", checks=[])], "s / c: verdict held but no check was judged"),
     ([record(verdict="held", checks=[note()])], "s / c: verdict held but no check was judged"),
-    ([record(verdict="failed", checks=[check()])], "s / c: verdict failed but every check passes"),
+    ([record(verdict="failed", checks=[check()])], "s / c: verdict failed but every check passes and no reason is given"),
     ([record(verdict="absent", checks=[check(value=0.5)])], "s / c: verdict absent but the finding is not declared absent"),
     ([record(verdict="absent", checks=[check()], expect="absent", expect_reason="r")], "s / c: verdict absent but every check passes"),
     ([record(), record()], "s / c: recorded twice"),
@@ -98,6 +98,7 @@ def test_a_note_that_carries_a_judgement_is_refused(tmp_path):
 def test_consistent_records_of_every_verdict_are_read(tmp_path):
     found = make(record("a", verdict="held"), record("b", verdict="failed", checks=[check(value=0.5)]),
                  record("c", verdict="failed", checks=[], reason="the test raised"),
+                 record("c2", verdict="failed", checks=[check()], reason="AssertionError: an assertion after the checks"),
                  record("d", verdict="absent", checks=[check(value=0.5)], expect="absent", expect_reason="not at this size"),
                  record("e", verdict="held", expect="absent", expect_reason="not at this size"),  # declared absent, holds
                  record("f", verdict="not_measurable", checks=[]), record("g", verdict="skipped", checks=[]))

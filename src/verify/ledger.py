@@ -204,7 +204,9 @@ class LedgerError(ValueError):
 def inconsistencies(ledger: Ledger) -> list[str]:
     """What the ledger says that its own numbers contradict, one line each (naming subject, claim
     and check): a check whose `passed` is not what its value and bounds give, a note that carries a
-    judgement, a verdict its checks do not give, a (subject, claim) recorded twice."""
+    judgement, a verdict its checks do not give (held with a failing check or none, absent undeclared
+    or with every check passing, failed with every check passing and no reason), a (subject, claim)
+    recorded twice."""
     found = []
     seen: set[tuple[str, str]] = set()
     for r in ledger.records:
@@ -222,8 +224,9 @@ def inconsistencies(ledger: Ledger) -> list[str]:
         failing = [m.what for m in checks if not m.within_bounds]
         if r.verdict == "held" and (not checks or failing):
             found.append(f"{where}: verdict held but " + (f"check {failing[0]!r} fails" if failing else "no check was judged"))
-        elif r.verdict == "failed" and checks and not failing:
-            found.append(f"{where}: verdict failed but every check passes")
+        elif r.verdict == "failed" and checks and not failing and not r.reason:
+            # a test may fail after its checks passed (an assertion of its own): then its reason says why
+            found.append(f"{where}: verdict failed but every check passes and no reason is given")
         elif r.verdict == "absent" and (r.expect != "absent" or not failing):
             found.append(f"{where}: verdict absent but " + ("the finding is not declared absent (expect = \"absent\")"
                                                             if r.expect != "absent" else "every check passes"))
