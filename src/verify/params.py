@@ -11,7 +11,8 @@ A claim's parameter dataclass annotates its fields with these, e.g.
 
 and `check_params` refuses, naming the manifest and field, a hook the model does not have, an SAE
 the manifest does not declare, an index outside the width it indexes; `check_values` refuses NaN,
-a value outside its kind's Range (Fraction, Correlation, Count) and a min_X above its max_X. Hook points and widths come
+a value outside its kind's Range (Fraction, Correlation, Count) and a min_X above its max_X. Layer and head indices (`Layer`, `Head`) are checked against the
+model's n_layers and n_heads. Hook points and widths come
 from the subject's `Shape`, which the loaders derive from the model's config alone.
 """
 
@@ -52,6 +53,18 @@ class UnitOf:
 
 
 @dataclass(frozen=True)
+class LayerIndex:
+    """A block index of the model: < n_layers."""
+
+
+@dataclass(frozen=True)
+class HeadIndex:
+    """An attention head index of the model: < n_heads; with `whole`, -1 means no one head (the whole hook)."""
+
+    whole: bool = False
+
+
+@dataclass(frozen=True)
 class Range:
     """A number that must lie in [lo, hi] (None: unbounded on that side)."""
 
@@ -65,6 +78,9 @@ Count = Annotated[int, Range(0, None)]
 Hook = Annotated[str, HookPoint()]
 VectorHook = Annotated[str, HookPoint(vector=True)]
 SAEName = Annotated[str, SAERef()]
+Layer = Annotated[int, LayerIndex()]
+Head = Annotated[int, HeadIndex()]
+HeadOrWhole = Annotated[int, HeadIndex(whole=True)]  # -1: the whole hook
 
 
 @dataclass(frozen=True)
@@ -144,9 +160,28 @@ def check_params(params, shape: Shape, where: str) -> list[str]:
             sae = shape.saes.get(getattr(params, kind.sae_field))
             if sae is not None and sae.d_sae is not None and not 0 <= value < sae.d_sae:
                 problems.append(f"{at}: feature {value} is outside the SAE's {sae.d_sae} features (0..{sae.d_sae - 1})")
+        elif isinstance(kind, LayerIndex) and shape.hooks is not None:
+            n_layers = layer_count(shape.hooks)
+            if not 0 <= value < n_layers:
+                problems.append(f"{at}: layer {value} is outside the model's {n_layers} layers (0..{n_layers - 1})")
+        elif isinstance(kind, HeadIndex) and shape.hooks is not None and not (kind.whole and value == -1):
+            n_heads = head_count(shape.hooks)
+            if not 0 <= value < n_heads:
+                whole = " or -1 for the whole hook" if kind.whole else ""
+                problems.append(f"{at}: head {value} is outside the model's {n_heads} heads (0..{n_heads - 1}{whole})")
         elif isinstance(kind, UnitOf) and shape.hooks is not None:
             hook = getattr(params, kind.hook_field)
             width = shape.hooks.get(hook, (None,))[-1]
             if width is not None and not 0 <= value < width:
                 problems.append(f"{at}: index {value} is outside the {width} units of {hook} (0..{width - 1})")
     return problems
+
+
+def layer_count(hooks: dict[str, tuple[int, ...]]) -> int:
+    """n_layers, from the hook points the model's blocks have."""
+    return len({name.split(".")[1] for name in hooks if name.startswith("blocks.") and name.endswith(".hook_resid_pre")})
+
+
+def head_count(hooks: dict[str, tuple[int, ...]]) -> int:
+    """n_heads, from the first block's attention pattern (heads, query, key)."""
+    return hooks["blocks.0.attn.hook_pattern"][0]

@@ -1,0 +1,1 @@
+"""The tokens domain: any TransformerLens model on token sequences (verify.tokens.data), generic claims (verify.tokens.findings)."""
