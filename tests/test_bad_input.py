@@ -411,6 +411,16 @@ def test_a_fifo_as_an_sae_config_is_refused_not_waited_on(tmp_path, alarm):
     assert "\n" not in str(err.value)
 
 
+def test_a_fifo_as_model_weights_is_named_as_one(tmp_path, alarm):
+    import os
+
+    fifo = tmp_path / "model.safetensors"
+    os.mkfifo(fifo)
+    path = copy_manifest(tmp_path, lambda t: re.sub(r'weights = ".*"', f'weights = "{fifo}"', t, count=1)
+                         .replace(re.search(r'weights = "[0-9a-f]{64}", ', t).group(0), ""))
+    with pytest.raises(ManifestError, match=re.escape(f"{path}: [model] weights: {fifo}: a regular file is expected here, and this is a FIFO")):
+        read_manifest(path)
+
 def test_a_fifo_in_a_dataset_folder_is_refused_not_waited_on(tmp_path, alarm):
     import os
 

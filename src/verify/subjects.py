@@ -54,8 +54,13 @@ def check_files(m: Manifest) -> Shape:
         if not source:
             raise ManifestError(f"{m.where('[model]')}: missing key {key!r} (the {m.model.loader} loader reads it)")
         files[key] = None if sources.is_remote(source) else sources.local_path(source, m.dir)
-        if files[key] is not None and not files[key].is_file():
+        if files[key] is not None and not files[key].exists():
             raise ManifestError(f"{m.where('[model]', key)}: file {files[key]} does not exist")
+        if files[key] is not None:
+            try:
+                sources.check_regular_file(files[key])
+            except ValueError as err:
+                raise ManifestError(f"{m.where('[model]', key)}: {err}") from None
     try:
         skeleton = fmt.skeleton(files)
     except loaders.CheckpointError as err:
