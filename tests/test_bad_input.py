@@ -550,6 +550,17 @@ def test_a_malformed_legacy_sae_is_one_checkpoint_error(tmp_path, cfg, state, me
         assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)
 
 
+def test_a_number_where_a_model_weight_belongs_is_named_before_the_model_is_allocated():
+    import json
+
+    from verify import loaders
+    from verify.loaders.common import check_fits, meta_model
+
+    folder = ROOT / "fixtures" / "othello-tiny"
+    state = {**load_file(str(folder / "model.safetensors")), "blocks.1.mlp.W_in": 5}
+    with pytest.raises(loaders.CheckpointError, match=r"^w.pth: blocks.1.mlp.W_in is a int, not a tensor$"):
+        check_fits(meta_model(json.loads((folder / "model_config.json").read_text())), state, "w.pth")
+
 def test_a_dataset_row_of_the_wrong_length_names_file_row_and_length(tmp_path):
     """A 100-token row among 149-token puzzles was a 116-line TypeError."""
     import datasets
