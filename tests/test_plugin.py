@@ -40,9 +40,9 @@ def run(pytester: pytest.Pytester, *args: str, env: dict | None = None) -> pytes
 def test_subject_file_checks_a_copy_the_same_way(pytester, tmp_path):
     path = manifest_copy(tmp_path, "tiny-copy", FIXTURES)
     result = run(pytester, CLAIMS, "--subject-file", str(path), "--subject", "tiny-copy", "--device", "cpu")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=3, xfailed=1)  # F4, declared absent on othello-tiny
     result.stdout.fnmatch_lines(["*claims: measured against thresholds*", "*PASS top-1 prediction is a legal move = *",
-                                 "*claims executed: 4 (4 held, 0 failed)*"])
+                                 "*claims executed: 4 (3 held, 0 failed, 1 expected absent)*"])
 
 
 def test_subject_file_with_other_weights_fails_the_claims(pytester, tmp_path):
@@ -56,8 +56,12 @@ def test_subject_file_with_other_weights_fails_the_claims(pytester, tmp_path):
               str(weights / "model.safetensors"))
     path = manifest_copy(tmp_path, "tiny-random", weights)
     result = run(pytester, CLAIMS, "--subject-file", str(path), "--subject", "tiny-random", "--device", "cpu")
-    result.assert_outcomes(failed=4)
-    result.stdout.fnmatch_lines(["*FAIL top-1 prediction is a legal move*", "*claims executed: 4 (0 held, 4 failed)*"])
+    # F3 is not measurable: zero-ablating the SAE's hook does not raise an untrained model's loss, so
+    # loss recovered would divide by about zero; F4, declared absent, fails as expected
+    result.assert_outcomes(failed=2, errors=1, xfailed=1)
+    result.stdout.fnmatch_lines(["*FAIL top-1 prediction is a legal move*",
+                                 "*claims executed: 3 (0 held, 2 failed, 1 expected absent); not measurable (errors): 1;*"])
+    result.stdout.fnmatch_lines(["*loss recovered on blocks.3.hook_resid_pre is not measurable: zero-ablating the hook raises the loss by*"])
 
 
 def hub_manifest(tmp_path: Path) -> Path:
