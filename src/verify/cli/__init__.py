@@ -20,6 +20,8 @@ COMMANDS = {
     "build-culture-tiny": ("build_culture_tiny", "rebuild the embedded culture-tiny: model, sweep, SAE, manifest"),
     "train-othello-model": ("train_othello_model", "train the othello-tiny model alone"),
     "train-culture-model": ("train_culture_model", "train the culture-tiny model alone (in stages)"),
+    "train-induction-model": ("train_induction_model", "train induction-tiny (or its no-repeat control) and its SAE; write the manifest"),
+    "discover-tokens": ("discover_tokens", "choose the previous-token head, induction head and feature on the selection split; write the claims"),
     "subjects": ("subjects", "each subject: available here or why not, its files and sha256, its claims"),
     "compare": ("compare", "the drift gate: two claims ledgers side by side; non-zero when something moved"),
     "report": ("report", "rebuild report.html / report.md from a saved ledger"),

@@ -1,0 +1,147 @@
+"""Train the embedded induction-tiny subject: a 2-layer attention-only transformer on repeated random
+tokens, an sae_lens SAE on one of its hooks, and its manifest's model / SAE / data tables.
+
+    verify train-induction-model [--out fixtures/induction-tiny] [--manifest fixtures/subjects/induction-tiny.toml]
+    verify train-induction-model --no-repeat --out fixtures/induction-tiny-norepeat --manifest ...  # the control
+
+Reproducible from the seeds in CONFIG on one device type (CPU, one thread: a few minutes). Training
+sequences come from the tokens-synthetic generator (verify.tokens.data) with the manifest's [data]
+keys and a training seed of their own, so the selection and confirmation splits are never trained
+on. `--no-repeat` trains a model of the same shape, for the same steps, on sequences in which no
+token occurs twice: the negative control, which must fail the induction claims. The SAE is trained
+with sae_lens' own SAETrainer on cached activations (verify.cli.sae). The claims are written
+afterwards by `verify discover-tokens MANIFEST --write`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from verify.cli.checkpoint import build_model, save_checkpoint, warmup_cosine
+from verify.cli.manifest_tables import update_manifest
+from verify.devices import resolve_device
+from verify.sources import sha256_of
+from verify.tokens.data import RepeatedTokens, generate
+
+DATA = RepeatedTokens(vocab_size=64, bos=0, min_length=8, max_length=16, max_offset=8)
+CONFIG = {
+    "model": {
+        "n_layers": 2,
+        "d_model": 64,
+        "n_heads": 4,
+        "d_head": 16,
+        "d_mlp": None,
+        "attn_only": True,
+        "d_vocab": DATA.vocab_size,
+        "n_ctx": DATA.length,
+        "normalization_type": "LN",
+        "positional_embedding_type": "standard",
+        "seed": 0,
+    },
+    "train_seed": 1,
+    "steps": 3000,
+    "batch": 64,
+    "lr": 3e-3,  # at 1e-3 the loss was still on its plateau (4.15, log 64 = 4.16) after 1250 of 3000 steps; at 3e-3 3.20
+    "weight_decay": 0.01,
+    "warmup_steps": 100,
+    "sae": {"hook": "blocks.1.hook_attn_out", "d_sae": 256, "l1_coefficient": 2.0, "training_tokens": 1_000_000,
+            "sequences": 8192, "sequences_seed": 3, "seed": 0},
+    "splits": {"size": 256, "selection_seed": 100, "confirmation_seed": 101},
+}
+
+
+def train(out: Path, device: str, repeat: bool, steps: int) -> dict:
+    cfg = CONFIG
+    data = dataclasses.replace(DATA, repeat=repeat)
+    torch.manual_seed(cfg["model"]["seed"])
+    model = build_model(cfg["model"], device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    sched = warmup_cosine(opt, cfg["warmup_steps"], steps)
+    start, history = time.time(), []
+    print(f"generating {steps * cfg['batch']} training sequences (seed {cfg['train_seed']}, repeat={repeat}) ...", file=sys.stderr)
+    tokens = torch.from_numpy(generate(data, steps * cfg["batch"], cfg["train_seed"]).tokens).to(device)
+    for step in range(steps):
+        batch = tokens[step * cfg["batch"] : (step + 1) * cfg["batch"]]
+        loss = model(batch, return_type="loss")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if (step + 1) % 250 == 0 or step + 1 == steps:
+            history.append({"step": step + 1, "loss": round(loss.item(), 4), "seconds": round(time.time() - start, 1)})
+            print(f"step {step + 1}/{steps} loss {loss.item():.4f} ({time.time() - start:.0f} s)", file=sys.stderr, flush=True)
+    record = {"config": cfg, "data": dataclasses.asdict(data), "device": device, "steps": steps,
+              "seconds": round(time.time() - start, 1), "history": history}
+    save_checkpoint(model, out, cfg["model"], record)
+    return record
+
+
+def train_sae_on(model_dir: Path, device: str) -> dict:
+    from verify.cli.sae import train_sae
+    from verify.loaders.hooked_transformer import load_hooked_transformer
+
+    spec = CONFIG["sae"]
+    model = load_hooked_transformer(model_dir / "model.safetensors", model_dir / "model_config.json", device)
+    tokens = torch.from_numpy(generate(DATA, spec["sequences"], spec["sequences_seed"]).tokens)
+    start = time.time()
+    summary = train_sae(model, tokens, spec["hook"], model_dir / "sae", d_sae=spec["d_sae"], l1_coefficient=spec["l1_coefficient"],
+                        training_tokens=spec["training_tokens"], seed=spec["seed"], device=device)
+    return {**summary, "seconds": round(time.time() - start, 1)}
+
+
+def write_manifest(path: Path, out: Path, name: str, repeat: bool, record: dict, sae_summary: dict | None) -> None:
+    rel = lambda p: Path(os.path.relpath(p.resolve(), path.parent.resolve())).as_posix()  # noqa: E731 - paths from the manifest's folder
+    tables = {
+        "model": {"loader": "hooked_transformer", "weights": rel(out / "model.safetensors"), "config": rel(out / "model_config.json"),
+                  "sha256": {"weights": sha256_of(out / "model.safetensors"), "config": sha256_of(out / "model_config.json")}},
+        "data": {"source": "tokens-synthetic", **CONFIG["splits"],
+                 **{k: v for k, v in dataclasses.asdict(DATA).items()}},
+        "training": {"model_record": rel(out / "training.json"), "seconds": record["seconds"], "steps": record["steps"],
+                     "final_training_loss": record["history"][-1]["loss"],
+                     "trained_on": "repeated random tokens" if repeat else "sequences in which no token repeats (control)"},
+    }
+    if sae_summary is not None:
+        sae = out / "sae"
+        tables["saes.attn1"] = {"loader": "sae_lens", "hook": CONFIG["sae"]["hook"], "path": rel(sae),
+                                "sha256": {f.name: sha256_of(f) for f in sorted(sae.iterdir())}}
+        tables["training"]["sae_config"] = json.dumps(CONFIG["sae"])
+        tables["training"]["sae_summary"] = json.dumps(sae_summary)
+    description = ("2-layer attention-only transformer (d_model 64, 4 heads) trained on repeated random tokens; SAE on "
+                   "blocks.1.hook_attn_out" if repeat else
+                   "induction-tiny's shape and training, on sequences in which no token repeats: the negative control")
+    update_manifest(path, tables, top={"name": name, "domain": "tokens", "description": description},
+                    header=f"{name}: written by `verify train-induction-model`; claims by `verify discover-tokens`.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("fixtures/induction-tiny"))
+    parser.add_argument("--manifest", type=Path, default=None, help="write the manifest's model, SAE and data tables here")
+    parser.add_argument("--name", default="induction-tiny", help="the subject's name in the manifest")
+    parser.add_argument("--no-repeat", action="store_true", help="train the control on sequences that never repeat (no SAE)")
+    parser.add_argument("--steps", type=int, default=CONFIG["steps"])
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (the shipped weights were trained on cpu)")
+    args = parser.parse_args(argv)
+    device = resolve_device(args.device)
+    torch.set_num_threads(1)  # the shipped weights' thread count (sums differ in the last bits otherwise); faster too on a shared CPU
+    record = train(args.out, device, not args.no_repeat, args.steps)
+    sae_summary = None if args.no_repeat else train_sae_on(args.out, device)
+    if sae_summary is not None:
+        record["sae"] = sae_summary
+        save_record = json.loads((args.out / "training.json").read_text())
+        (args.out / "training.json").write_text(json.dumps({**save_record, "sae": sae_summary}, indent=2) + "\n")
+        print(f"SAE: {sae_summary}", file=sys.stderr)
+    if args.manifest is not None:
+        write_manifest(args.manifest, args.out, args.name, not args.no_repeat, record, sae_summary)
+
+
+if __name__ == "__main__":
+    main()
