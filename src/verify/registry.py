@@ -66,9 +66,9 @@ class Claim:
     """A finding, declared once. `measure(subject, params)` returns numbers with intervals (no
     asserts); `judge(measurement, params)` returns the checks (verify.verdicts) they must pass.
     What the claim's words assume is checked first, on the same data (`precondition_checks`): the
-    framework applies its domain's SAE fidelity check to every SAE the parameters name, and its
-    competence check when the claim declares `assumes_competence`, with no code of the claim's own;
-    `preconditions(subject, params)` adds any other checks the claim needs. `rests_on` names the
+    framework applies its domain's competence check when the claim declares `assumes_competence`,
+    and its SAE fidelity check to every SAE the parameters name, with no code of the claim's own;
+    `preconditions(subject, params)` adds any other checks the claim needs (between the two). `rests_on` names the
     claims whose manifest tables those checks read, so a manifest that lacks them is refused (the
     domain's competence table is added to it at registration).
     `figures(subject, params, measurement)` draws nothing itself: it returns the data of the
@@ -88,21 +88,23 @@ class Claim:
     figures: Callable[[Any, Any, Any], list] | None = None
 
     def precondition_checks(self, subject, params) -> list:
-        """The domain's competence check (if the claim assumes it), its SAE fidelity check for each
-        SAE the parameters name, then the claim's own preconditions. A ValueError: not measurable."""
+        """The domain's competence check (if the claim assumes it), the claim's own preconditions,
+        then the domain's SAE fidelity check for each SAE the parameters name (what the model does
+        before what is read from it). A ValueError: not measurable."""
         from verify.params import SAERef, kinds
 
         domain = get_domain(self.domain)
         checks = []
         if self.assumes_competence:
             checks += domain.competence(subject, params)  # present: register_claim refused the claim otherwise
+        checks += self.preconditions(subject, params) if self.preconditions else []
         for field, kind in kinds(self.params).items():
             if isinstance(kind, SAERef):
                 if domain is None or domain.sae_fidelity is None:
                     raise ValueError(f"claim {self.name} reads SAE {getattr(params, field)!r} (field {field}), but domain "
                                      f"{self.domain!r} registers no SAE fidelity check (verify.registry.register_domain)")
                 checks += domain.sae_fidelity(subject, getattr(params, field), params)
-        return checks + (self.preconditions(subject, params) if self.preconditions else [])
+        return checks
 
     def measure_on(self, subject, params) -> Measured:
         """Preconditions first; the measurement only where they hold."""
