@@ -7,7 +7,7 @@ import pytest
 from verify import diskcache
 from verify.culture import oracle as O
 from verify.culture import tasks as T
-from verify.culture.data import TASKS
+from verify.culture.data import TASKS, row_hashes
 from verify.culture.layout import REAL_LAYOUT, PuzzleLayout
 
 TINY = PuzzleLayout(6, 6, 4, True)  # culture-tiny's grid
@@ -74,22 +74,30 @@ def test_an_unwritable_cache_still_returns_the_array(cache, monkeypatch):
     assert (diskcache.cached_array("kind", {"seed": 1}, make) == 1).all() and make.calls == 2
 
 
-def test_cached_puzzles_are_the_generators_cold_and_warm():
-    made = T.generate_task("grow", 5, 3, TINY)
-    assert (T.cached_task("grow", 5, 3, TINY) == made).all()
-    assert (T.cached_task("grow", 5, 3, TINY) == made).all()
-    assert not (T.cached_task("grow", 5, 4, TINY) == made).all()
+def test_cached_splits_are_the_generators_cold_and_warm():
+    made = T.draw_split("grow", 5, 3, TINY)
+    for _ in range(2):  # made, then read
+        again = T.cached_split("grow", 5, 3, TINY)
+        assert (again.tokens == made.tokens).all() and (again.shared, again.repeated) == (made.shared, made.repeated)
+    assert not (T.cached_split("grow", 5, 4, TINY).tokens == made.tokens).all()
+    held_out = T.cached_split("grow", 5, 3, TINY, held_out_from=made.tokens[:2])  # another key: other puzzles
+    assert held_out.shared == 2 and (held_out.tokens[:3] == made.tokens[2:]).all()
 
 
 def test_the_generator_version_pins_its_puzzles():
     """Fails when the generator's output changes: then bump GENERATOR_VERSION (stale cached puzzles
     would otherwise be read) and update these digests."""
-    assert T.GENERATOR_VERSION == 1
+    assert T.GENERATOR_VERSION == 2
     digests = {TINY: "696299ea65c6966e305d3e334407d22bf05ebd88881a628b55e14dc3c5e946e8",
                REAL_LAYOUT: "f3477e8ff76f8fbcd4d3b12318e4cf905bfa20cd3db3607b6ff837a28649b2dc"}
     for layout, expected in digests.items():
         rows = np.concatenate([T.generate_task(task, 4, 7, layout).numpy() for task in TASKS])
         assert diskcache.digest(rows) == expected
+    # culture-tiny's grow confirmation split: 13 puzzles of the selection split and 2 repeats skipped
+    selection = T.draw_split("grow", 400, 100, TINY)
+    confirmation = T.draw_split("grow", 400, 101, TINY, frozenset(row_hashes(selection.tokens)))
+    assert (selection.repeated, confirmation.shared, confirmation.repeated) == (2, 13, 2)
+    assert diskcache.digest(confirmation.tokens.numpy()) == GROW_CONFIRMATION
 
 
 # determined and not degenerate, 12 puzzles per task, seed 7, 6x6: a mix of both in contact and half_fill
@@ -97,16 +105,27 @@ COUNTED = {"contact": "110100010111", "corners": "111111111111", "detect": "1111
            "grow": "111111111111", "half_fill": "001010110010", "replace_color": "111111111111", "translate": "011111111111"}
 
 
+# counted (version 2), the first puzzles of culture-tiny's confirmation stream (seed 101): version 1
+# counted corners 41 (a degenerate pair the noise hides) and 90 (determined on another answer) too
+GROW_CONFIRMATION = "dcd508c255b66bdadf2026572d959145526e528bf0fedc26e0dd6b54cfcb78b5"
+COUNTED_V2 = {"corners": (91, {41, 90}), "half_fill": (18, {17}), "contact": (34, {33})}
+
+
 def test_the_oracle_version_pins_its_masks_and_the_cache_returns_them():
     """Fails when the oracle's verdicts change: then bump oracle.VERSION (stale cached masks would
-    otherwise be read) and update COUNTED."""
-    assert O.VERSION == 1
+    otherwise be read) and update COUNTED and COUNTED_V2."""
+    assert O.VERSION == 2
     for task, expected in COUNTED.items():
         puzzles = T.generate_task(task, 12, 7, TINY)
         for _ in range(2):  # made, then read from the cache
-            mask = O.determined_not_degenerate(puzzles, task, TINY)
+            mask = O.counted(puzzles, task, TINY)
             assert "".join("1" if m else "0" for m in mask) == expected
-    assert len(list(diskcache.cache_dir().glob("culture-determined/*.npz"))) == len(TASKS)
+    assert len(list(diskcache.cache_dir().glob("culture-counted/*.npz"))) == len(TASKS)
+    for task, (n, not_counted) in COUNTED_V2.items():
+        puzzles = T.generate_task(task, n, 101, TINY)
+        mask = O.counted(puzzles[sorted(not_counted)], task, TINY)
+        assert not mask.any() and O.determined(puzzles[sorted(not_counted)], task, TINY).all()
+        assert not any(O.is_degenerate(puzzles[i], TINY) for i in not_counted)  # what version 1 counted
 
 
 def test_cached_answer_grids_are_the_oracles_answers():

@@ -84,12 +84,17 @@ def test_discovery_writes_the_claim_table(tmp_path):
 
     path = tmp_path / "m.toml"
     path.write_text('name = "x"\n\n[claims.ablation_breaks_one_task]\nhook = "old"\n\n[claims.solved_rate]\nmin_rate = 0.9\n')
-    write_claim(path, "blocks.2.hook_mlp_out", "grow", 0.2, 0.01, 400)
+    write_claim(path, "blocks.2.hook_mlp_out", "grow", {"grow": 0.2, "frame": 0.01, "contact": 0.0},
+                {"grow": 300, "frame": 400, "contact": 250})
     table = tomllib.loads(path.read_text())["claims"]
+    margin_se = (2 * 0.2 * 0.8 / 300 + 2 * 0.01 * 0.99 / 400) ** 0.5  # each rate on its own task's count
     assert table["ablation_breaks_one_task"] == {
         "hook": "blocks.2.hook_mlp_out", "task": "grow", "min_broken": 0.1,
-        "max_broken_other": round(0.01 + 3 * (2 * 0.01 * 0.99 / 400) ** 0.5, 4)}  # 3 standard errors > 0.02
+        "max_broken_other": round(0.01 + 3 * (2 * 0.01 * 0.99 / 250) ** 0.5, 4),  # 3 standard errors > 0.02, fewest count
+        "min_margin": round(0.19 - 3 * margin_se, 4)}
     assert table["solved_rate"] == {"min_rate": 0.9}
+    write_claim(path, "blocks.2.hook_mlp_out", "grow", {"grow": 0.06, "frame": 0.01}, {"grow": 100, "frame": 100})
+    assert tomllib.loads(path.read_text())["claims"]["ablation_breaks_one_task"]["min_margin"] == 0.02  # the floor
 
 
 def test_culture_tiny_names_its_sae_after_the_hook():

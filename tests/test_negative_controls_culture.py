@@ -1,11 +1,15 @@
 """Each culture claim holds on culture-tiny and fails where its finding is false."""
 
+import dataclasses
+
+import numpy as np
+import pytest
 import torch
 
 from verify import registry
-import dataclasses
-
-import pytest
+from verify.culture import findings as f
+from verify.culture.data import TASKS
+from verify.verdicts import failures
 
 from tests.conftest import deepcopy_model, failed_checks, mutated, own_failed_checks, random_model
 from verify.interventions import shuffled_decoder
@@ -53,6 +57,35 @@ def test_ablation_claim_fails_when_the_hook_carries_nothing(culture_tiny):
     assert verdict(bad, "ablation_breaks_one_task")  # the silenced model also solves less: its precondition fails
     own = own_failed_checks(bad, "ablation_breaks_one_task")
     assert any("FAIL broken by zeroing" in c for c in own), own
+
+
+def test_ablation_margin_fails_when_another_task_is_broken_within_the_targets_interval(culture_tiny):
+    """Broken rates 0.32 and 0.29 on 400 puzzles each: the other task lies inside the target's
+    interval, the margin's interval reaches below zero, and the margin check fails on its own."""
+    flags = {task: np.zeros(400, dtype=bool) for task in TASKS}
+    flags["translate"][:128], flags["grow"][:116] = True, True
+    margin, runner_up = f.margin_over_others(flags, "translate")
+    target = f.rate(flags["translate"])
+    assert runner_up == "grow" and target.lo < 0.29 < target.hi and margin.lo < 0 < margin.value
+    params = dataclasses.replace(culture_tiny.manifest.claims["ablation_breaks_one_task"], task="translate",
+                                 min_broken=0.1, max_broken_other=0.5)
+    failed = [str(c) for c in failures(f.judge_ablation(f.Ablation({t: f.rate(x) for t, x in flags.items()}, margin, runner_up), params))]
+    assert len(failed) == 1 and failed[0].startswith("FAIL margin: broken translate - broken grow"), failed
+    assert margin.value < params.min_margin  # the declared minimum is wider than the target's interval here
+
+
+def test_ablation_claim_fails_when_it_names_a_task_the_hook_breaks_less(culture_tiny):
+    """Declared with grow, the second most broken task under culture-tiny's hook (bounds that grow's
+    rate clears): only the margin says that the hook does not break grow alone."""
+    params = dataclasses.replace(culture_tiny.manifest.claims["ablation_breaks_one_task"], task="grow",
+                                 min_broken=0.05, max_broken_other=1.0)
+    failed = [str(c) for c in failures(registry.get_claim("ablation_breaks_one_task").check(culture_tiny, params))]
+    assert len(failed) == 1 and failed[0].startswith("FAIL margin: broken grow - broken translate"), failed
+
+
+def test_ablation_claim_refuses_a_margin_that_cannot_fail():
+    with pytest.raises(ValueError, match="min_margin must be > 0"):
+        f.AblationBreaksOneTask(hook="blocks.3.hook_mlp_out", task="translate", min_broken=0.1, max_broken_other=0.3, min_margin=0.0)
 
 
 def test_splice_claim_fails_with_a_shuffled_dictionary(culture_tiny):

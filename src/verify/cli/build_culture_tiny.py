@@ -124,7 +124,7 @@ def build(device: str, minutes: float, skip_model: bool, claims_only: bool = Fal
         raise SystemExit(f"zeroing {hook} breaks no {task} puzzle on the selection split: no splice claim can be made")
     change = max(abs(e.value) for e in splice.clean_change.values())
     width = max(e.hi - e.lo for e in splice.clean_change.values())
-    ablation, ablation_comment = discover_culture.claim_table(hook, task, rate, other, min(r.counted for r in solved.values()))
+    ablation, ablation_comment = discover_culture.claim_table(hook, task, table[hook], {t: r.counted for t, r in solved.items()})
     ablation["puzzles"] = "determined"
     not_learned = ", ".join(t for t in TASKS if t not in bounds) or "none"
     update_manifest(MANIFEST, {

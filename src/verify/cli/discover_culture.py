@@ -4,10 +4,10 @@ on the *selection* split, against every task; report the table and the most sele
 
     verify discover-culture fixtures/subjects/culture-gpt-1.toml [--write]
 
-Selectivity = broken rate of the task - the highest broken rate of any other task. With --write the
-pair and thresholds (POLICY) replace the manifest's [claims.ablation_breaks_one_task] table (every
-other table is kept as written); the claim then confirms on the confirmation split. Needs the
-subject's files (hub access or a cache).
+Selectivity = broken rate of the task - the highest broken rate of any other task (the margin the
+claim judges). With --write the pair and thresholds (POLICY) replace the manifest's
+[claims.ablation_breaks_one_task] table (every other table is kept as written); the claim then
+confirms on the confirmation split. Needs the subject's files (hub access or a cache).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from verify import stats
@@ -26,8 +27,11 @@ from verify.interventions import zero_ablation
 from verify.subjects import load_subject, read_structure
 
 # min_broken: half the selection rate; max_broken_other: the highest other rate plus the larger of
-# other_slack and `standard_errors` standard errors of a rate difference between two splits
-POLICY = {"min_broken_fraction_of_selection": 0.5, "other_slack": 0.02, "standard_errors": 3}
+# other_slack and `standard_errors` standard errors of a rate difference between two splits (n: the
+# fewest puzzles any task counts); min_margin: the selection margin minus `standard_errors` standard
+# errors of the margin's difference between two splits (each of the two rates on its own task's
+# count), and at least min_margin_floor (the claim's words need a positive margin)
+POLICY = {"min_broken_fraction_of_selection": 0.5, "other_slack": 0.02, "standard_errors": 3, "min_margin_floor": 0.02}
 
 
 def sweep(subject) -> dict[str, dict[str, float]]:
@@ -53,17 +57,28 @@ def most_selective(table: dict[str, dict[str, float]]) -> tuple[str, str, float,
     return best
 
 
-def claim_table(hook: str, task: str, rate: float, other: float, n: int) -> tuple[dict, str]:
-    """The [claims.ablation_breaks_one_task] values and comment for a pair discovered on n puzzles per task."""
-    slack = max(POLICY["other_slack"], POLICY["standard_errors"] * stats.rate_difference_se(other, n))
+def counts(subject) -> dict[str, int]:
+    """task -> puzzles the selection split's rates count."""
+    return {task: int(f.counted(subject, task, "selection", "determined").sum()) for task in TASKS}
+
+
+def claim_table(hook: str, task: str, rates: dict[str, float], n: dict[str, int]) -> tuple[dict, str]:
+    """The [claims.ablation_breaks_one_task] values and comment for a pair discovered on the
+    selection split: `rates` task -> broken rate under the hook, `n` task -> puzzles counted."""
+    runner_up = max((t for t in rates if t != task), key=rates.get)
+    rate, other, fewest = rates[task], rates[runner_up], min(n.values())
+    slack = max(POLICY["other_slack"], POLICY["standard_errors"] * stats.rate_difference_se(other, fewest))
+    margin_se = float(np.hypot(stats.rate_difference_se(rate, n[task]), stats.rate_difference_se(other, n[runner_up])))
+    min_margin = max(POLICY["min_margin_floor"], rate - other - POLICY["standard_errors"] * margin_se)
     values = {"hook": hook, "task": task, "min_broken": round(rate * POLICY["min_broken_fraction_of_selection"], 4),
-              "max_broken_other": round(other + slack, 4)}
-    return values, (f"discover-culture on the selection split: {task} {rate:.3f}, highest other task {other:.3f} "
-                    f"(standard errors for {n} puzzles, the fewest any task counts)")
+              "max_broken_other": round(other + slack, 4), "min_margin": round(min_margin, 4)}
+    return values, (f"discover-culture on the selection split: {task} {rate:.3f} ({n[task]} puzzles), highest other task "
+                    f"{runner_up} {other:.3f} ({n[runner_up]}); margin {rate - other:.3f}, its standard error between two "
+                    f"splits {margin_se:.3f}\n(max_broken_other: standard errors for {fewest} puzzles, the fewest any task counts)")
 
 
-def write_claim(manifest: Path, hook: str, task: str, rate: float, other: float, n: int) -> None:
-    values, comment = claim_table(hook, task, rate, other, n)
+def write_claim(manifest: Path, hook: str, task: str, rates: dict[str, float], n: dict[str, int]) -> None:
+    values, comment = claim_table(hook, task, rates, n)
     update_manifest(manifest, {"claims.ablation_breaks_one_task": values}, comments={"claims.ablation_breaks_one_task": comment})
 
 
@@ -74,10 +89,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--write", action="store_true", help="write the most selective pair into the manifest")
     args = parser.parse_args(argv)
     subject = load_subject(read_structure(args.manifest), args.device)
-    hook, task, rate, other = most_selective(sweep(subject))
+    table = sweep(subject)
+    hook, task, rate, other = most_selective(table)
     print(f"most selective: zeroing {hook} breaks {rate:.3f} of {task}, at most {other:.3f} of any other task", file=sys.stderr)
     if args.write:
-        write_claim(args.manifest, hook, task, rate, other, subject.manifest.data.size)
+        write_claim(args.manifest, hook, task, table[hook], counts(subject))
         print(f"wrote [claims.ablation_breaks_one_task] into {args.manifest}", file=sys.stderr)
 
 

@@ -23,8 +23,8 @@ def main(argv: list[str] | None = None) -> None:
           "the answer is an output in 0 and 2, an input in 1 and 3")
     for task, row in solved_by_structure(subject, args.split).items():
         print(f"{task:>13}  " + "  ".join(f"s{s} {e.value:.2f} [{e.lo:.2f}, {e.hi:.2f}] ({n})" for s, (e, n) in row.items()))
-    print("share of puzzles whose worked example allows more than one answer, or shows a degenerate pair "
-          "(verify.culture.oracle), per structure")
+    print("share of puzzles not counted: the worked example allows more than one answer, or only one other than "
+          "the answer block, or a pair is degenerate (verify.culture.oracle.counts), per structure")
     for task, row in undetermined_by_structure(subject, args.split).items():
         print(f"{task:>13}  " + "  ".join(f"s{s} {share:.3f}" for s, share in row.items()))
 

@@ -1,15 +1,20 @@
 """Puzzle data per task, through `datasets`: a hub dataset, a save_to_disk folder or parquet files.
 
 The published data (`tommyp111/culture-puzzles-1M-partitioned`) has one split per task, with
-`input_ids` (405 int32) and `label` columns. Selection and confirmation are disjoint row ranges.
+`input_ids` (405 int32) and `label` columns. Selection and confirmation are disjoint row ranges; a
+row repeating an earlier one of its split is removed (counted), and a confirmation row equal to a
+selection row makes the dataset refused (`check_disjoint`). Synthetic splits are drawn from seeded
+streams without repeats and without the selection split's puzzles (verify.culture.tasks.cached_split).
 """
 
 from __future__ import annotations
 
 import hashlib
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from verify import sources
@@ -76,9 +81,33 @@ def parquet_dataset(folder: Path):
     return datasets.load_dataset("parquet", data_files=files)
 
 
+def row_digest(row) -> bytes:
+    """A digest of one puzzle (its tokens as int64), to compare puzzles without comparing every pair."""
+    return hashlib.sha1(np.ascontiguousarray(row, dtype=np.int64).tobytes()).digest()
+
+
 def row_hashes(rows: torch.Tensor) -> list[bytes]:
-    """A digest per puzzle (its tokens), to compare splits without comparing every pair."""
-    return [hashlib.sha1(row.numpy().tobytes()).digest() for row in rows.cpu()]
+    """A digest per puzzle."""
+    return [row_digest(row.numpy()) for row in rows.cpu()]
+
+
+@dataclass(frozen=True)
+class Split:
+    """One task's puzzles of one split, and what keeping them held out and free of repeats took."""
+
+    tokens: torch.Tensor  # (n, length) int64
+    shared: int = 0  # puzzles of the selection split met while making the confirmation split: drawn again
+    repeated: int = 0  # puzzles repeating an earlier one of the split: drawn again (synthetic) or removed (a dataset)
+
+
+def without_repeats(rows: torch.Tensor) -> Split:
+    """The rows, each kept at its first occurrence, and how many repeats were removed."""
+    seen, keep = set(), []
+    for i, digest in enumerate(row_hashes(rows)):
+        if digest not in seen:
+            seen.add(digest)
+            keep.append(i)
+    return Split(rows[keep], repeated=len(rows) - len(keep))
 
 
 def check_disjoint(selection: torch.Tensor, confirmation: torch.Tensor, task: str) -> None:

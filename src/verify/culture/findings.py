@@ -1,13 +1,16 @@
 """Culture-puzzle findings F1, F2, F5: parameters, measurements, checks.
 
 "Solved" means every answer cell's teacher-forced argmax is right (= greedy generation is right).
-Rates are taken, by default (`puzzles = "determined"`, metric version 2), on the puzzles whose
-worked example allows exactly one answer and shows no degenerate pair (verify.culture.oracle): on
-an undetermined puzzle an exact-match verdict, and so "broken" or "restored", is partly a coin flip.
-`puzzles = "all"` counts every puzzle (version 1's definition).
+Rates are taken, by default (`puzzles = "determined"`), on the puzzles whose worked example allows
+exactly one answer, the one scored, and that hold no degenerate pair (verify.culture.oracle.counts;
+the claims' metric version 3, with oracle definition 2; version 2 read the question's pair as shown
+and did not compare the one answer with the scored one): on an undetermined puzzle an exact-match
+verdict, and so "broken" or "restored", is partly a coin flip. `puzzles = "all"` counts every
+puzzle (version 1's definition).
 "Broken by ablation" means solved by the clean model and not solved with the hook zeroed; its rate
-is over all puzzles of the task, as in the notebook (6/100 contact puzzles). Intervals resample
-puzzles.
+is over all puzzles of the task, as in the notebook (6/100 contact puzzles). F1's words, "breaks one
+task", are judged by the margin of that task's broken rate over the most broken other task's
+(version 3). Intervals resample puzzles.
 """
 
 from __future__ import annotations
@@ -94,11 +97,14 @@ class AblationBreaksOneTask:
     task: str
     min_broken: Fraction  # a: task's broken fraction must reach this
     max_broken_other: Fraction  # b: every other task's broken fraction must stay below this
+    min_margin: Fraction  # task's broken fraction minus the most broken other task's must reach this (> 0)
     puzzles: str = "determined"  # which puzzles the rates count: "determined" or "all"
 
     def __post_init__(self) -> None:
         check_puzzle_set(self.puzzles)
         culture_data.check_task(self.task)
+        if not self.min_margin > 0:
+            raise ValueError(f"min_margin must be > 0 (breaking one task means breaking it more than any other), got {self.min_margin}")
 
 
 @dataclass(frozen=True)
@@ -122,22 +128,43 @@ def layout(subject) -> PuzzleLayout:
 
 def puzzles(subject, task: str, which: str = "confirmation") -> torch.Tensor:
     """The subject's puzzles of one task for a split, made or loaded once per session."""
+    return split(subject, task, which).tokens
+
+
+def split(subject, task: str, which: str = "confirmation") -> culture_data.Split:
+    """One task's puzzles of a split without repeats, the confirmation split sharing none with the
+    selection split: a synthetic split skips such puzzles and draws on, keeping its size; a
+    dataset's rows lose their repeats, and a dataset whose confirmation rows meet its selection rows
+    is refused. Made or loaded once per session."""
     culture_data.check_task(task)
     d = subject.manifest.data
 
-    def make() -> torch.Tensor:
+    def make() -> culture_data.Split:
+        held_out_from = puzzles(subject, task, "selection") if which == "confirmation" else None
         if d.source == "culture-synthetic":
-            from verify.culture.tasks import cached_task
+            from verify.culture.tasks import cached_split
 
-            return cached_task(task, d.size, d.seed(which), layout(subject))
+            return cached_split(task, d.size, d.seed(which), layout(subject), held_out_from)
         dataset = subject.data("opened", lambda: open_manifest_dataset(subject.manifest))
         start = {"selection": 0, "confirmation": d.size}[which]
-        rows = culture_data.task_rows(dataset, task, start, start + d.size)
-        if which == "confirmation":  # rows of one dataset: prove they are held out
-            culture_data.check_disjoint(puzzles(subject, task, "selection"), rows, task)
+        rows = culture_data.without_repeats(culture_data.task_rows(dataset, task, start, start + d.size))
+        if held_out_from is not None:  # rows of one dataset: prove they are held out
+            culture_data.check_disjoint(held_out_from, rows.tokens, task)
         return rows
 
     return subject.data(("puzzles", task, which), make)
+
+
+def redrawn_note(subject, task: str) -> list:
+    """A note where keeping the splits held out and free of repeats replaced or removed puzzles."""
+    confirmation, selection = split(subject, task, "confirmation"), split(subject, task, "selection")
+    total = confirmation.shared + confirmation.repeated
+    if not total + selection.repeated:
+        return []
+    how = "drawn again" if subject.manifest.data.source == "culture-synthetic" else "removed"
+    return [Note(f"{task}: confirmation puzzles {how} to keep the split held out and free of repeats "
+                 f"({confirmation.shared} in the selection split, {confirmation.repeated} repeats; "
+                 f"selection split: {selection.repeated} repeats {how})", point(total))]
 
 
 def intervention_layer(subject) -> int | None:
@@ -180,12 +207,13 @@ def rate(flags: np.ndarray) -> stats.Estimate:
 
 
 def counted(subject, task: str, which: str, puzzle_set: str) -> np.ndarray:
-    """(N,) bool: the puzzles a rate counts. "determined": one valid answer, no degenerate pair."""
+    """(N,) bool: the puzzles a rate counts. "determined": one valid answer, the one scored, and no
+    degenerate pair (verify.culture.oracle.counts)."""
     tokens = puzzles(subject, task, which)
     if puzzle_set == "all":
         return np.ones(len(tokens), dtype=bool)
 
-    return subject.data(("determined", task, which), lambda: oracle.determined_not_degenerate(tokens, task, layout(subject)))
+    return subject.data(("determined", task, which), lambda: oracle.counted(tokens, task, layout(subject)))
 
 
 def solved_any_valid(subject, task: str, which: str) -> np.ndarray:
@@ -211,9 +239,10 @@ def solved_any_valid(subject, task: str, which: str) -> np.ndarray:
 class TaskSolved:
     rate: stats.Estimate  # on the counted puzzles
     counted: int
-    excluded_share: float  # undetermined or degenerate puzzles
+    excluded_share: float  # puzzles not counted: undetermined, degenerate, or allowing only another answer
     rate_all: stats.Estimate  # exact match on every puzzle
     rate_any_valid: stats.Estimate  # any answer the worked example allows, on every puzzle
+    redrawn: list  # a Note where puzzles were replaced or removed to keep the splits held out (redrawn_note)
 
 
 def measure_solved_rate(subject, p: SolvedRate, which: str = "confirmation") -> dict[str, TaskSolved]:
@@ -221,7 +250,7 @@ def measure_solved_rate(subject, p: SolvedRate, which: str = "confirmation") -> 
     for task in p.tasks or culture_data.TASKS:
         flags, mask = verdicts(subject, task, which=which), counted(subject, task, which, p.puzzles)
         out[task] = TaskSolved(rate(flags[mask]), int(mask.sum()), float(1 - mask.mean()), rate(flags),
-                               rate(solved_any_valid(subject, task, which)))
+                               rate(solved_any_valid(subject, task, which)), redrawn_note(subject, task))
     return out
 
 
@@ -229,9 +258,11 @@ def judge_solved_rate(rates: dict[str, TaskSolved], p: SolvedRate) -> list:
     checks = []
     for task, r in rates.items():
         checks += [Check(f"solved rate {task} ({p.puzzles} puzzles: {r.counted})", r.rate, p.lower_bound(task), p.max_rate),
-                   Note(f"{task}: share of puzzles undetermined or degenerate", point(r.excluded_share)),
+                   Note(f"{task}: share of puzzles not counted (undetermined, degenerate, or allowing only another answer)",
+                        point(r.excluded_share)),
                    Note(f"{task}: exact-match solved rate on all puzzles", r.rate_all),
-                   Note(f"{task}: solved rate accepting any answer the worked example allows", r.rate_any_valid)]
+                   Note(f"{task}: solved rate accepting any answer the worked example allows", r.rate_any_valid),
+                   *r.redrawn]
     return checks
 
 
@@ -242,18 +273,47 @@ def broken_by(subject, task: str, hooks, which: str = "confirmation") -> np.ndar
     return verdicts(subject, task, which=which) & ~verdicts(subject, task, hooks, which)
 
 
-def measure_ablation(subject, p: AblationBreaksOneTask, which: str = "confirmation") -> dict[str, stats.Estimate]:
+@dataclass(frozen=True)
+class Ablation:
+    broken: dict  # task -> Estimate of its broken fraction
+    margin: stats.Estimate  # the claim's task's broken fraction minus the most broken other task's
+    runner_up: str  # the most broken other task (on all counted puzzles)
+
+
+def measure_ablation(subject, p: AblationBreaksOneTask, which: str = "confirmation") -> Ablation:
     culture_data.check_task(p.task)
-    return {task: rate(broken_by(subject, task, [zero_ablation(p.hook)], which)[counted(subject, task, which, p.puzzles)])
-            for task in culture_data.TASKS}
+    flags = {task: broken_by(subject, task, [zero_ablation(p.hook)], which)[counted(subject, task, which, p.puzzles)]
+             for task in culture_data.TASKS}
+    margin, runner_up = margin_over_others(flags, p.task)
+    return Ablation({task: rate(f) for task, f in flags.items()}, margin, runner_up)
 
 
-def judge_ablation(broken: dict[str, stats.Estimate], p: AblationBreaksOneTask) -> list:
-    top = max(broken, key=lambda t: broken[t].value)
-    checks = [Check(f"broken by zeroing {p.hook}: {p.task}", broken[p.task], p.min_broken)]
-    checks += [Check(f"broken by zeroing {p.hook}: {task}", est, hi=p.max_broken_other) for task, est in broken.items() if task != p.task]
-    checks.append(Check(f"{p.task} is the most broken task (most broken: {top})",
-                        stats.Estimate(*(3 * [float(top == p.task)])), 1.0))
+def margin_over_others(flags: dict[str, np.ndarray], task: str, seed: int = 0) -> tuple[stats.Estimate, str]:
+    """(rate of `task` - the highest rate of the other tasks, with its interval; that other task).
+    The tasks are separate puzzle sets, so each resample draws every task's puzzles on their own
+    (stats.N_BOOT resamples, a percentile interval as stats.cluster_bootstrap's), and the highest
+    other rate is taken again in each resample: the interval covers which task is the runner-up too."""
+    def resampled(f: np.ndarray) -> np.ndarray:
+        if not len(f):  # a task without counted puzzles has no rate
+            return np.full(stats.N_BOOT, np.nan)
+        return rng.multinomial(len(f), np.full(len(f), 1 / len(f)), size=stats.N_BOOT) @ f.astype(float) / len(f)
+
+    rng = np.random.default_rng(seed)
+    full = {t: f.mean() if len(f) else np.nan for t, f in flags.items()}
+    boot = {t: resampled(f) for t, f in flags.items()}
+    others = [t for t in flags if t != task]
+    runner_up = max(others, key=lambda t: np.nan_to_num(full[t], nan=-np.inf))  # a task without puzzles is no rival
+    value = full[task] - full[runner_up]
+    diffs = boot[task] - np.fmax.reduce([boot[t] for t in others])  # fmax: nan only where every other task is
+    alpha = (1 - stats.CONFIDENCE) / 2
+    lo, hi = np.nanquantile(diffs, [alpha, 1 - alpha]) if np.isfinite(diffs).any() else (np.nan, np.nan)
+    return stats.Estimate(float(value), float(lo), float(hi)), runner_up
+
+
+def judge_ablation(m: Ablation, p: AblationBreaksOneTask) -> list:
+    checks = [Check(f"broken by zeroing {p.hook}: {p.task}", m.broken[p.task], p.min_broken)]
+    checks += [Check(f"broken by zeroing {p.hook}: {task}", est, hi=p.max_broken_other) for task, est in m.broken.items() if task != p.task]
+    checks.append(Check(f"margin: broken {p.task} - broken {m.runner_up} (the most broken other task)", m.margin, p.min_margin))
     return checks
 
 
@@ -346,11 +406,11 @@ def splice_preconditions(subject, p: SAESpliceRestores) -> list:
 register_domain(Domain("culture", sae_fidelity=lambda subject, sae, p: sae_fidelity(subject, sae, p.task)))
 
 
-register_claim(Claim("solved_rate", "culture", SolvedRate, measure_solved_rate, judge_solved_rate, version=2,
+register_claim(Claim("solved_rate", "culture", SolvedRate, measure_solved_rate, judge_solved_rate, version=3,
                      summary="F5: the model solves each task's puzzles (whole answer grid right)"))
-register_claim(Claim("ablation_breaks_one_task", "culture", AblationBreaksOneTask, measure_ablation, judge_ablation, version=2,
-                     summary="F1: zeroing one hook breaks one task's puzzles and (almost) no other task's",
+register_claim(Claim("ablation_breaks_one_task", "culture", AblationBreaksOneTask, measure_ablation, judge_ablation, version=3,
+                     summary="F1: zeroing one hook breaks one task's puzzles, by a margin over every other task's",
                      preconditions=ablation_preconditions, rests_on=("solved_rate",)))
-register_claim(Claim("sae_splice_restores", "culture", SAESpliceRestores, measure_splice, judge_splice, version=2,
+register_claim(Claim("sae_splice_restores", "culture", SAESpliceRestores, measure_splice, judge_splice, version=3,
                      summary="F2: splicing in the SAE's reconstruction restores the puzzles the ablation broke",
                      preconditions=splice_preconditions, rests_on=("solved_rate",)))

@@ -1,6 +1,6 @@
 """The answer oracle: which answers a culture puzzle allows, read from its tokens alone.
 
-Definition (VERSION 1). A puzzle shows a worked example (blocks 0 and 1: one pair's input
+Definition (VERSION 2). A puzzle shows a worked example (blocks 0 and 1: one pair's input
 and output, in the order their markers give) and a question (block 2: one half of the other pair);
 block 3, the answer, is that pair's other half. A *hypothesis* is what `tasks.make_quiz` draws and
 the tokens hide: the quiz parameters the task's rule reads (the colour of each rectangle index, the
@@ -13,6 +13,14 @@ kept when it reproduces the worked example exactly, cell for cell, and its quest
 least Hamming distance d* from block 2 among all such hypotheses; d* = 0 wherever block 2 is
 noise-free (structures 2 and 3, and noisy blocks whose noise changed nothing). The *valid answers*
 are the answer halves of the kept hypotheses; a puzzle is *determined* when there is exactly one.
+A pair is *degenerate* when its output equals its input. A rate over determined puzzles *counts* a
+puzzle when it is determined, its one valid answer is the answer block (the one scored: noise can
+make a wrong reading strictly closer and leave one valid answer that is not it), and no pair is
+degenerate: the worked example (noise-free), the question's pair as the kept hypotheses read it,
+noise-free (noise in block 2 can hide that its pair is degenerate; a kept reading that is
+degenerate makes the puzzle degenerate), and block 2 as shown against the answer. VERSION 1
+judged the question's pair as shown only and did not compare the one valid answer with the answer
+block.
 
 Noise. In structures 0 and 1 block 2 carries the generator's 5% noise, which can turn any grid into
 any other; the least-distance rule is the maximum-likelihood reading of it. Always d* <= the number
@@ -55,9 +63,9 @@ from verify.culture.layout import MARKERS, N_COLOURS, PuzzleLayout
 from verify.culture.tasks import (MARKER_OF, MAX_AREA, STRUCTURES, Rect, _half, _mid_line, contact_output, l_mark,
                                   min_side_for, paint)
 
-# Of the definition above: bump it when what counts as a valid answer changes. It keys the disk
-# cache of `determined_not_degenerate`; tests/test_culture_cache.py pins that mask on fixed puzzles.
-VERSION = 1
+# Of the definition above: bump it when what counts as a valid answer, or what a rate counts, changes.
+# It keys the disk caches of `counted` and `answer_grids`; tests/test_culture_cache.py pins the mask.
+VERSION = 2
 
 MOVES = tuple((dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if (dr, dc) != (0, 0))
 SETTINGS = {  # the values `quiz_draws` can give the parameters each task's rule reads
@@ -515,6 +523,7 @@ def extra_colours(task: str, puzzle: Puzzle) -> list[int | None]:
 class Solution:
     answers: set[bytes]  # each an (h, w) int64 grid's tobytes()
     noise: int | None  # d*: cells of block 2 the kept hypotheses read as noise; None when none is kept
+    degenerate: bool = False  # some kept hypothesis draws the question's pair with output == input
 
 
 def solve(tokens, task: str, layout: PuzzleLayout, limit: int | None = None) -> Solution:
@@ -536,15 +545,16 @@ def _solve(tokens, task: str, layout: PuzzleLayout, limit: int | None) -> Soluti
         distance, kept = closest(searches, h * w)
     else:
         distance, kept = 0, (hyp for search in searches for hyp in search.hypotheses())
-    answers = set()
+    answers, degenerate = set(), False
     for hyp in kept:
         inp, out = pair_grids(task, hyp.rule, hyp.rects, hyp.colours, h, w)
         shown, answer = (inp, out) if puzzle.question_is_input else (out, inp)
         assert (shown != puzzle.question).sum() == hyp.distance, f"{task}: scores disagree with the rule"
         answers.add(answer.tobytes())
+        degenerate |= bool((inp == out).all())  # the pair read noise-free: noise in block 2 cannot hide it
         if limit is not None and len(answers) >= limit:
             break
-    return Solution(answers, distance if answers else None)
+    return Solution(answers, distance if answers else None, degenerate)
 
 
 def valid_answers(tokens, task: str, layout: PuzzleLayout, limit: int | None = None) -> set[bytes]:
@@ -574,17 +584,26 @@ def determined(puzzles, task: str, layout: PuzzleLayout) -> np.ndarray:
 
 
 def is_degenerate(tokens, layout: PuzzleLayout) -> bool:
-    """The worked example's output equals its input, or block 2 equals the answer (as shown, noise
-    included: a noisy question hides that its pair is degenerate)."""
+    """As the tokens show them: the worked example's output equals its input, or block 2 equals the
+    answer. (A noisy block 2 can hide that the question's pair is degenerate; `counts` reads it
+    noise-free.)"""
     puzzle = read_puzzle(tokens, layout)
     return bool((puzzle.example_input == puzzle.example_output).all() or (puzzle.question == puzzle.answer).all())
 
 
-def determined_not_degenerate(puzzles, task: str, layout: PuzzleLayout) -> np.ndarray:
-    """(N,) bool over a (N, layout.length) batch: determined and not degenerate, the puzzles a
-    rate over determined puzzles counts. Kept in the disk cache (verify.diskcache) between
-    sessions, keyed by VERSION, the task, the layout and the puzzles' digest."""
+def counts(tokens, task: str, layout: PuzzleLayout) -> bool:
+    """One puzzle is counted by a rate over determined puzzles: exactly one valid answer, that answer
+    is the answer block (the one scored), and no degenerate pair, the question's pair read noise-free
+    (by the kept hypotheses) as well as shown."""
+    solution = solve(tokens, task, layout, limit=2)
+    scored = read_puzzle(tokens, layout).answer.tobytes()
+    return solution.answers == {scored} and not solution.degenerate and not is_degenerate(tokens, layout)
+
+
+def counted(puzzles, task: str, layout: PuzzleLayout) -> np.ndarray:
+    """(N,) bool over a (N, layout.length) batch: `counts` of each puzzle. Kept in the disk cache
+    (verify.diskcache) between sessions, keyed by VERSION, the task, the layout and the puzzles' digest."""
     rows = torch.as_tensor(puzzles).cpu().numpy()
+    layout.check(torch.as_tensor(rows), "counted")
     key = {"oracle": VERSION, "task": check_task(task), "layout": dataclasses.asdict(layout), "puzzles": diskcache.digest(rows)}
-    return diskcache.cached_array("culture-determined", key, lambda: determined(rows, task, layout)
-                                  & ~np.array([is_degenerate(row, layout) for row in rows], dtype=bool))
+    return diskcache.cached_array("culture-counted", key, lambda: np.array([counts(row, task, layout) for row in rows], dtype=bool))

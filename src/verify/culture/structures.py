@@ -43,7 +43,8 @@ def solved_by_structure(subject, split: str) -> dict[str, dict[int, tuple]]:
 
 
 def undetermined_by_structure(subject, split: str) -> dict[str, dict[int, float]]:
-    """task -> structure -> share of puzzles that are undetermined or degenerate (verify.culture.oracle)."""
+    """task -> structure -> share of puzzles a rate over determined puzzles does not count
+    (verify.culture.oracle.counts: undetermined, degenerate, or allowing only another answer)."""
     table = {}
     for task in TASKS:
         counted = f.counted(subject, task, split, "determined")

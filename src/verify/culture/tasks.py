@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from verify import diskcache, timing
-from verify.culture.data import TASKS, check_task
+from verify.culture.data import TASKS, Split, check_task, row_digest, row_hashes
 from verify.culture.layout import MARKERS, PuzzleLayout
 
 A, FA, B, FB = MARKERS["A"], MARKERS["f(A)"], MARKERS["B"], MARKERS["f(B)"]
@@ -24,9 +24,11 @@ A, FA, B, FB = MARKERS["A"], MARKERS["f(A)"], MARKERS["B"], MARKERS["f(B)"]
 STRUCTURES = (((0, 0), (0, 1), (1, 0), (1, 1)), ((0, 1), (0, 0), (1, 1), (1, 0)),
               ((1, 0), (1, 1), (0, 0), (0, 1)), ((1, 1), (1, 0), (0, 1), (0, 0)))
 MARKER_OF = {(0, 0): A, (0, 1): FA, (1, 0): B, (1, 1): FB}
-# Keys the disk cache of generated puzzles (`cached_task`): bump it whenever `generate_task` returns
-# other puzzles for some (task, n, seed, layout); tests/test_culture_cache.py pins its output.
-GENERATOR_VERSION = 1
+# Keys the disk cache of generated puzzles (`cached_split`): bump it whenever `generate_task` or
+# `draw_split` returns other puzzles for some arguments; tests/test_culture_cache.py pins their output.
+# 2: splits skip repeats and the selection split's puzzles (`draw_split`).
+GENERATOR_VERSION = 2
+MAX_DRAWS = 10  # draw_split gives up after MAX_DRAWS * n + 1000 draws (a grid too small for n distinct puzzles)
 NOISE = 0.05  # fraction of block 3's cells recoloured at random in the first two structures
 MAX_AREA = 50
 
@@ -278,16 +280,54 @@ def make_quiz(task: str, rng: np.random.Generator, layout: PuzzleLayout) -> tupl
 
 
 def generate_task(task: str, n: int, seed: int, layout: PuzzleLayout) -> torch.Tensor:
-    """(n, layout.length) int64 puzzles of one task, reproducible from (task, n, seed, layout)."""
+    """(n, layout.length) int64 puzzles of one task, reproducible from (task, n, seed, layout): the
+    first n of the task's seeded stream, repeats included (training data; splits use `draw_split`)."""
     rng = np.random.default_rng([seed, TASKS.index(check_task(task))])
     with timing.stage("data"):
         return torch.from_numpy(np.stack([make_quiz(task, rng, layout)[0] for _ in range(n)]))
 
 
-def cached_task(task: str, n: int, seed: int, layout: PuzzleLayout) -> torch.Tensor:
-    """`generate_task`'s puzzles, kept in the disk cache (verify.diskcache) between sessions."""
-    key = {"generator": GENERATOR_VERSION, "task": check_task(task), "n": n, "seed": seed, "layout": dataclasses.asdict(layout)}
-    return torch.from_numpy(diskcache.cached_array("culture-puzzles", key, lambda: generate_task(task, n, seed, layout).numpy()))
+def draw_split(task: str, n: int, seed: int, layout: PuzzleLayout, exclude: frozenset[bytes] = frozenset()) -> Split:
+    """n puzzles of `generate_task`'s stream for (task, seed, layout), skipping every puzzle that
+    repeats one already taken or whose digest (data.row_digest) is in `exclude` (the selection
+    split's, for a confirmation split), and drawing on until n are taken: without a skip, the first n
+    puzzles are generate_task's. The Split counts the skips."""
+    rng = np.random.default_rng([seed, TASKS.index(check_task(task))])
+    taken, seen, shared, repeated = [], set(), 0, 0
+    with timing.stage("data"):
+        for _ in range(MAX_DRAWS * n + 1000):
+            if len(taken) == n:
+                return Split(torch.from_numpy(np.stack(taken) if taken else np.zeros((0, layout.length), dtype=np.int64)),
+                             shared, repeated)
+            tokens = make_quiz(task, rng, layout)[0]
+            digest = row_digest(tokens)
+            if digest in exclude:
+                shared += 1
+            elif digest in seen:
+                repeated += 1
+            else:
+                seen.add(digest)
+                taken.append(tokens)
+    raise ValueError(f"task {task}: {n} distinct puzzles not found in {MAX_DRAWS * n + 1000} draws on a "
+                     f"{layout.height}x{layout.width} grid ({shared} met in the selection split, {repeated} repeats)")
+
+
+def cached_split(task: str, n: int, seed: int, layout: PuzzleLayout, held_out_from: torch.Tensor | None = None) -> Split:
+    """`draw_split`'s puzzles, excluding the rows `held_out_from` (the selection split), kept in
+    the disk cache (verify.diskcache) between sessions with the counts of what was skipped."""
+    exclude = frozenset(row_hashes(held_out_from)) if held_out_from is not None else frozenset()
+    key = {"generator": GENERATOR_VERSION, "task": check_task(task), "n": n, "seed": seed, "layout": dataclasses.asdict(layout),
+           "excluding": None if held_out_from is None else diskcache.digest(held_out_from.numpy())}
+    made: list[Split] = []
+
+    def make() -> Split:
+        if not made:
+            made.append(draw_split(task, n, seed, layout, exclude))
+        return made[0]
+
+    tokens = diskcache.cached_array("culture-puzzles", key, lambda: make().tokens.numpy())
+    skipped = diskcache.cached_array("culture-puzzles-skipped", key, lambda: np.array([make().shared, make().repeated]))
+    return Split(torch.from_numpy(tokens), int(skipped[0]), int(skipped[1]))
 
 
 def build_dataset(n_per_task: int, seed: int, layout: PuzzleLayout):
