@@ -231,3 +231,107 @@ def test_malicious_legacy_pt_is_refused_and_never_runs(tmp_path):
     with pytest.raises(loaders.CheckpointError, match="refused"):
         loaders.load_othello_gpt(path, "cpu")
     assert not marker.exists(), "the payload ran"
+
+
+# --- TransformerLens' own files: state_dict() + cfg.to_dict(), as TransformerLens writes them --------
+
+TL_SMALL = {"n_layers": 2, "d_model": 16, "n_heads": 2, "d_head": 8, "n_ctx": 12, "d_vocab": 61, "act_fn": "gelu"}
+
+
+def save_transformer_lens_model(folder: Path, cfg: dict, seed: int = 0, config_name: str = "model_config.json",
+                                to_dict: bool = True):
+    """A HookedTransformer as a user saves it: save_file(model.state_dict()) (buffers included: the
+    causal masks and IGNORE = -inf) and its config, whole (`cfg.to_dict()`, dtype as text) or as given."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    model = HookedTransformer(HookedTransformerConfig(**cfg, seed=seed, device="cpu")).eval()
+    state = model.state_dict()
+    assert any(k.endswith("attn.IGNORE") for k in state) and not torch.isfinite(state["blocks.0.attn.IGNORE"]).all()
+    save_file({k: v.contiguous() for k, v in state.items()}, str(folder / "model.safetensors"))
+    (folder / config_name).write_text(json.dumps(model.cfg.to_dict() if to_dict else cfg, default=str))
+    return model
+
+
+def tl_manifest(tmp_path: Path, model_keys: str) -> Path:
+    path = tmp_path / "tl.toml"
+    path.write_text(f'name = "tl"\ndomain = "othello"\n[model]\nloader = "hooked_transformer"\n{model_keys}\n'
+                    '[data]\nsource = "othello-synthetic"\nsize = 2\n')
+    return path
+
+
+@pytest.mark.parametrize("cfg", [TL_SMALL, {**{k: v for k, v in TL_SMALL.items() if k != "act_fn"}, "attn_only": True}],
+                         ids=["full", "attention-only"])
+def test_transformer_lens_state_dict_and_config_dump_load_as_saved(tmp_path, cfg):
+    """state_dict() with its -inf IGNORE buffers and cfg.to_dict() (device, dtype, n_params, tokenizer_name
+    None ... included) load unchanged, through a manifest too; an attention-only config needs no d_mlp."""
+    from verify.subjects import load_subject, read_structure
+
+    original = save_transformer_lens_model(tmp_path / "m", cfg)
+    tokens = torch.randint(0, cfg["d_vocab"], (2, cfg["n_ctx"]), generator=torch.Generator().manual_seed(1))
+    loaded = loaders.load_hooked_transformer(tmp_path / "m" / "model.safetensors", tmp_path / "m" / "model_config.json", "cpu")
+    assert torch.equal(loaded(tokens), original(tokens))
+    m = read_structure(tl_manifest(tmp_path, 'weights = "m/model.safetensors"\nconfig = "m/model_config.json"'))
+    subject = load_subject(m, "cpu")
+    assert torch.equal(subject.model(tokens), original(tokens))
+    from verify.hooks import hook_shapes
+    fired = hook_shapes(subject.model)  # TransformerLens keeps an attention-only block's MLP hook points, never run
+    assert ("blocks.0.hook_mlp_out" in fired) is not cfg.get("attn_only", False), sorted(fired)
+
+
+def test_attention_only_architecture_keys_alone(tmp_path):
+    """The config as a person writes it: architecture keys only, attn_only and no d_mlp."""
+    cfg = {**{k: v for k, v in TL_SMALL.items() if k != "act_fn"}, "attn_only": True}
+    original = save_transformer_lens_model(tmp_path, cfg, to_dict=False)
+    assert "d_mlp" not in json.loads((tmp_path / "model_config.json").read_text())
+    loaded = loaders.load_hooked_transformer(tmp_path / "model.safetensors", tmp_path / "model_config.json", "cpu")
+    tokens = torch.arange(cfg["n_ctx"])[None] % cfg["d_vocab"]
+    assert torch.equal(loaded(tokens), original(tokens))
+    (tmp_path / "model_config.json").write_text(json.dumps({k: v for k, v in TL_SMALL.items()}))  # not attn_only: d_mlp needed
+    with pytest.raises(loaders.CheckpointError, match=r"model_config.json: missing architecture keys \['d_mlp'\]"):
+        loaders.load_hooked_transformer(tmp_path / "model.safetensors", tmp_path / "model_config.json", "cpu")
+
+
+def test_saved_folder_loads_as_is(tmp_path):
+    """`weights` naming a folder of model.safetensors + config.json: the config key is not needed."""
+    from verify.subjects import load_subject, read_structure
+
+    original = save_transformer_lens_model(tmp_path / "saved", TL_SMALL, config_name="config.json")
+    subject = load_subject(read_structure(tl_manifest(tmp_path, 'weights = "saved"')), "cpu")
+    tokens = torch.arange(TL_SMALL["n_ctx"])[None]
+    assert torch.equal(subject.model(tokens), original(tokens))
+    assert subject.files["model config"].name == "config.json"
+    (tmp_path / "saved" / "model_config.json").write_text("{}")  # two configs: which one is meant is not guessed
+    from verify.manifest import ManifestError
+    with pytest.raises(ManifestError, match=r"tl.toml: \[model\] weights: .*saved: a saved HookedTransformer folder holds"):
+        read_structure(tl_manifest(tmp_path, 'weights = "saved"'))
+
+
+def test_buffers_are_recognised_but_weights_still_judged(tmp_path):
+    """The IGNORE buffer's -inf is not a NaN/Inf weight; a NaN in a weight still is; a saved buffer of
+    another shape (a config with another n_ctx) is named; the model's own masks are used."""
+    save_transformer_lens_model(tmp_path, TL_SMALL)
+    from safetensors.torch import load_file
+
+    weights, config = tmp_path / "model.safetensors", tmp_path / "model_config.json"
+    state = load_file(str(weights))
+    mask = state["blocks.0.attn.mask"].clone()
+    save_file({**state, "blocks.0.attn.mask": torch.ones_like(mask)}, str(weights))  # a tampered mask is not used
+    loaded = loaders.load_hooked_transformer(weights, config, "cpu")
+    assert torch.equal(loaded.blocks[0].attn.mask, mask)
+    save_file({**state, "blocks.1.attn.W_Q": state["blocks.1.attn.W_Q"] * float("nan")}, str(weights))
+    with pytest.raises(loaders.CheckpointError, match="tensor 'blocks.1.attn.W_Q' contains NaN"):
+        loaders.load_hooked_transformer(weights, config, "cpu")
+    save_file({**state, "blocks.0.attn.IGNORE": torch.zeros(3)}, str(weights))
+    with pytest.raises(loaders.CheckpointError, match=r"buffer blocks.0.attn.IGNORE has shape \(3,\), the architecture builds \(\)"):
+        loaders.load_hooked_transformer(weights, config, "cpu")
+
+
+def test_a_config_dump_that_asks_for_something_is_still_refused(tmp_path):
+    save_transformer_lens_model(tmp_path, TL_SMALL)
+    cfg = json.loads((tmp_path / "model_config.json").read_text())
+    for key, value in (("tokenizer_name", "gpt2"), ("device", "cuda"), ("trust_remote_code", True), ("n_devices", 2)):
+        (tmp_path / "model_config.json").write_text(json.dumps({**cfg, key: value}))
+        with pytest.raises(loaders.CheckpointError, match=f"key '{key}' is refused"):
+            loaders.load_hooked_transformer(tmp_path / "model.safetensors", tmp_path / "model_config.json", "cpu")

@@ -52,10 +52,17 @@ def check_files(m: Manifest) -> Shape:
     for key in fmt.files:
         source = getattr(m.model, key)
         if not source:
+            if key in files:  # found in the folder `weights` names
+                continue
             raise ManifestError(f"{m.where('[model]')}: missing key {key!r} (the {m.model.loader} loader reads it)")
         files[key] = None if sources.is_remote(source) else sources.local_path(source, m.dir)
         if files[key] is not None and not files[key].exists():
             raise ManifestError(f"{m.where('[model]', key)}: file {files[key]} does not exist")
+        if files[key] is not None and files[key].is_dir() and fmt.folder is not None:
+            try:
+                files.update({k: v for k, v in fmt.folder(files[key]).items() if k == key or not getattr(m.model, k)})
+            except loaders.CheckpointError as err:
+                raise ManifestError(f"{m.where('[model]', key)}: {err}") from None
         if files[key] is not None:
             try:
                 sources.check_regular_file(files[key])
@@ -189,12 +196,23 @@ class Subject:
                        dict(self.saes) if saes is None else saes, self.device, self.data_cache)
 
 
+def model_files(m: Manifest, fmt) -> dict[str, Path]:
+    """The model's files by key, fetched; a folder named by `weights` gives the keys the manifest leaves out."""
+    files: dict[str, Path] = {}
+    for key in fmt.files:
+        if getattr(m.model, key):
+            files[key] = sources.fetch(getattr(m.model, key), m.dir)
+            if files[key].is_dir() and fmt.folder is not None:
+                files.update({k: v for k, v in fmt.folder(files[key]).items() if k == key or not getattr(m.model, k)})
+    return files
+
+
 @timing.stage("load")
 def load_subject(m: Manifest, device: str, data_cache: dict | None = None) -> Subject:
     """Fetch, hash-check and load the model and SAEs. Raises SourceUnavailable when offline."""
     spec = m.model
     fmt = loaders.MODEL_FORMATS[spec.loader]
-    files = {key: sources.fetch(getattr(spec, key), m.dir) for key in fmt.files}
+    files = model_files(m, fmt)
     for key, path in files.items():
         sources.check_sha256(path, spec.sha256.get(key))
     # a verifier never trains: frozen weights build no autograd graph (without switching off

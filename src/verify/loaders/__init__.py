@@ -21,6 +21,7 @@ class ModelFormat:
     load: Callable[..., Any]  # (device, weights=Path[, config=Path]) -> HookedTransformer
     skeleton: Callable[[dict[str, Path | None]], Any]  # {manifest key: local path, None if not here} -> model on "meta", or None
     files: tuple[str, ...] = ("weights",)  # the [model] keys this format reads
+    folder: Callable[[Path], dict[str, Path]] | None = None  # `weights` naming a saved folder -> its files by key
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,9 @@ class SAEFormat:
 
 
 MODEL_FORMATS = {
-    # model.safetensors + model_config.json (HookedTransformerConfig arguments)
-    "hooked_transformer": ModelFormat(hooked_transformer.load_hooked_transformer, hooked_transformer.skeleton, ("weights", "config")),
+    # TransformerLens' own: state_dict() as model.safetensors + its config as JSON, or a folder of both
+    "hooked_transformer": ModelFormat(hooked_transformer.load_hooked_transformer, hooked_transformer.skeleton, ("weights", "config"),
+                                      hooked_transformer.folder_files),
     # tommyp111/culture-gpt gpt_00N.pth: a (state_dict, accuracy) tuple
     "culture_pth": ModelFormat(culture_pth.load_culture_pth, culture_pth.skeleton),
     # Othello-GPT: a TransformerLens or minGPT state dict

@@ -49,13 +49,17 @@ def read_json(path: Path) -> dict:
     return cfg
 
 
-def check_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:
+def check_finite(tensors: dict[str, torch.Tensor], path: Path, buffers: frozenset[str] = frozenset()) -> None:
+    """No NaN or infinity in a weight; `buffers` (TransformerLens' masks: IGNORE is -inf by design) are not weights."""
     for name, tensor in tensors.items():
+        if name in buffers:
+            continue
         if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise CheckpointError(f"{path}: tensor {name!r} contains NaN or infinite values")
 
 
-def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+def read_safetensors(path: Path, buffers: frozenset[str] = frozenset()) -> dict[str, torch.Tensor]:
+    """The file's tensors, every one but the named `buffers` finite."""
     from safetensors.torch import load_file
 
     regular_file(path)
@@ -63,7 +67,7 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         tensors = load_file(str(path))
     except Exception as err:  # noqa: BLE001 - safetensors raises several types for bad files
         raise CheckpointError(f"{path}: not a readable safetensors file ({err}); truncated or corrupt?") from None
-    check_finite(tensors, path)
+    check_finite(tensors, path, buffers)
     return tensors
 
 
@@ -109,8 +113,11 @@ ARCHITECTURE_KEYS = frozenset({
     "yarn_truncate", "yarn_global_attn_only", "use_attention_sinks", "num_experts", "experts_per_token",
     "norm_topk_prob", "layer_norm_folding", "default_prepend_bos", "use_attn_result", "use_split_qkv_input",
     "use_hook_mlp_in", "use_attn_in", "use_hook_tokens", "model_name", "seed", "init_mode", "initializer_range",
-    "init_weights",
+    "init_weights", "original_architecture",  # a name TransformerLens' attention branches on (OLMo's QK norms)
 })
+# what HookedTransformerConfig computes itself and `cfg.to_dict()` writes out (TransformerLens' own
+# dump of a config): read, not passed on, so such a file loads as it was saved
+DERIVED_KEYS = frozenset({"n_params", "tokenizer_prepends_bos", "decoder_start_token_id"})
 # fields that make transformer_lens fetch, import or run something, or that the verifier decides itself
 _DOWNLOAD = "it describes a pretrained download, not an architecture"
 _QUANTIZE = "it makes transformer_lens import a quantization library"
@@ -123,6 +130,12 @@ REFUSED_KEYS = {
     "device": "the verifier chooses the device (--device)", "n_devices": "the verifier chooses the device (--device)",
     "dtype": "the weights file decides the dtype",
 }
+# values of refused keys that ask for nothing (TransformerLens' defaults, as `cfg.to_dict()` writes
+# them): such a key is dropped, not refused
+INERT_VALUES = {"tokenizer_name": (None,), "trust_remote_code": (False,), "from_checkpoint": (False,),
+                "checkpoint_index": (None,), "checkpoint_label_type": (None,), "checkpoint_value": (None,),
+                "load_in_4bit": (False,), "quantization_method": (None,), "device": ("cpu",), "n_devices": (1,),
+                "dtype": ("torch.float32", "float32")}
 # sizes a skeleton is built for at collection: more layers take minutes to build even on the meta
 # device, and each layer's causal mask is n_ctx x n_ctx
 MAX_LAYERS = 256
@@ -134,6 +147,7 @@ def hooked_transformer_config(config_path: Path) -> dict:
     """The HookedTransformerConfig arguments stored beside safetensors weights, read as data: only
     ARCHITECTURE_KEYS, no value that names a path or URL, sizes within bounds."""
     cfg = read_json(config_path)
+    cfg = {k: v for k, v in cfg.items() if k not in DERIVED_KEYS and not (k in INERT_VALUES and _inert(k, v))}
     for key, value in cfg.items():
         if key in REFUSED_KEYS:
             raise CheckpointError(f"{config_path}: key {key!r} is refused: {REFUSED_KEYS[key]}")
@@ -144,13 +158,23 @@ def hooked_transformer_config(config_path: Path) -> dict:
         odd = next((v for v in strings if isinstance(v, str) and _PATHLIKE.search(v)), None)
         if odd is not None:
             raise CheckpointError(f"{config_path}: {key}: {odd!r} looks like a path or URL; a config's values are names and numbers")
-    missing = [k for k in ("n_layers", "d_model", "d_head", "n_heads", "d_mlp", "d_vocab", "n_ctx") if k not in cfg]
+    needed = ("n_layers", "d_model", "d_head", "n_heads", "d_vocab", "n_ctx") + (() if cfg.get("attn_only") else ("d_mlp",))
+    missing = [k for k in needed if k not in cfg]  # an attention-only model has no MLP width
     if missing:
         raise CheckpointError(f"{config_path}: missing architecture keys {missing}")
     for key, bound in (("n_layers", MAX_LAYERS), ("n_ctx", MAX_CTX)):
         if not (isinstance(cfg[key], int) and not isinstance(cfg[key], bool) and 1 <= cfg[key] <= bound):
             raise CheckpointError(f"{config_path}: {key}: {cfg[key]!r} must be an integer in [1, {bound}]")
     return cfg
+
+
+def _inert(key: str, value) -> bool:
+    return any(type(value) is type(inert) and value == inert for inert in INERT_VALUES[key])  # False, not 0
+
+
+def buffer_names(model: torch.nn.Module) -> frozenset[str]:
+    """The buffers a TransformerLens model builds itself from its config (causal masks, IGNORE, rotary tables)."""
+    return frozenset(name for name, _ in model.named_buffers())
 
 
 def meta_model(cfg: dict):
@@ -171,8 +195,12 @@ def check_fits(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Pat
     """state with the model's own buffers added, once every weight it needs is there in its shape;
     `model` may be a skeleton on the meta device (checked before memory is allocated for it)."""
     expected = model.state_dict()
-    buffers = {name for name, _ in model.named_buffers()}  # masks etc. that the model builds itself
-    state = {**{k: v for k, v in expected.items() if k in buffers and k not in state}, **state}
+    buffers = buffer_names(model)  # masks etc. that the model builds itself
+    for name in buffers & set(state):  # a saved state_dict() carries them: checked, and the model's own kept
+        if not isinstance(state[name], torch.Tensor) or state[name].shape != expected[name].shape:
+            raise CheckpointError(f"{path}: buffer {name} has shape {tuple(getattr(state[name], 'shape', ()))}, "
+                                  f"the architecture builds {tuple(expected[name].shape)} (another n_ctx?)")
+    state = {**state, **{k: v for k, v in expected.items() if k in buffers}}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -182,7 +210,7 @@ def check_fits(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Pat
             raise CheckpointError(f"{path}: {name} is a {type(tensor).__name__}, not a tensor")
         if tensor.shape != expected[name].shape:
             raise CheckpointError(f"{path}: {name} has shape {tuple(tensor.shape)}, the architecture needs {tuple(expected[name].shape)}")
-    check_finite({k: v for k, v in state.items() if k not in buffers}, path)  # IGNORE buffers are -inf by design
+    check_finite(state, path, buffers)
     return state
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-from verify.loaders.common import CheckpointError, load_state_dict_checked, meta_model, read_safetensors, read_torch
+from verify.loaders.common import (CheckpointError, buffer_names, load_state_dict_checked, meta_model, read_safetensors,
+                                   read_torch)
 
 OTHELLO_GPT_CONFIG = {
     "n_layers": 8, "d_model": 512, "n_heads": 8, "d_head": 64, "d_mlp": 2048, "d_vocab": 61, "n_ctx": 59,
@@ -20,7 +21,8 @@ def load_othello_gpt(weights: Path, device: str, config: Path | None = None):
     from transformer_lens import HookedTransformer, HookedTransformerConfig
     from transformer_lens.pretrained.weight_conversions.mingpt import convert_mingpt_weights
 
-    state = read_safetensors(weights) if str(weights).endswith(".safetensors") else read_torch(weights)
+    safetensors = str(weights).endswith(".safetensors")  # TransformerLens' buffers (IGNORE = -inf) are no weights
+    state = read_safetensors(weights, buffer_names(skeleton({}))) if safetensors else read_torch(weights)
     if not isinstance(state, dict):
         raise CheckpointError(f"{weights}: expected a state dict, got {type(state).__name__}")
     cfg = dict(OTHELLO_GPT_CONFIG)
