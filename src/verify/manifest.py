@@ -29,8 +29,10 @@ class ManifestError(ValueError):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    loader: str  # which checkpoint format (see verify.loaders.MODEL_LOADERS)
-    weights: str  # local path (relative to the manifest) or hf://owner/repo/path[@revision]
+    loader: str = ""  # which checkpoint format (see verify.loaders.MODEL_FORMATS); "pretrained" when `name` is given
+    weights: str = ""  # local path (relative to the manifest) or hf://owner/repo/path[@revision]
+    name: str = ""  # a TransformerLens pretrained model (official name or alias), read from the Hugging Face cache
+    revision: str = ""  # with `name`: the hub repo's branch, tag or commit
     config: str = ""  # architecture file, for loaders whose weights carry none
     sha256: dict = field(default_factory=dict)  # {"weights": hex, "config": hex}
 
@@ -171,7 +173,7 @@ def load_manifest(path: Path) -> Manifest:
             value = getattr(spec, floor)
             if value is not None and not math.isfinite(value):
                 raise ManifestError(f"{path}: [saes.{name}] {floor}: {value} is not a floor (a finite number is; -inf would let any SAE pass)")
-    model = parse_table(ModelSpec, raw["model"], f"{path}: [model]")
+    model = _pretrained(parse_table(ModelSpec, raw["model"], f"{path}: [model]"), f"{path}: [model]")
     for where, source in [("[model] weights", model.weights), ("[model] config", model.config),
                           *((f"[saes.{n}] path", s.path) for n, s in saes.items())]:
         _check_source(source, f"{path}: {where}")
@@ -200,6 +202,22 @@ def load_manifest(path: Path) -> Manifest:
         max_drift=max_drift,
         expected_absent=expected_absent,
     )
+
+
+def _pretrained(model: ModelSpec, where: str) -> ModelSpec:
+    """A model named by `name` is the "pretrained" loader's, whose files follow from the name."""
+    if not model.name:
+        if not model.loader:
+            raise ManifestError(f"{where}: missing key 'loader' (or `name` for a TransformerLens pretrained model)")
+        if model.revision:
+            raise ManifestError(f"{where} revision: a revision goes with `name` (a hub file's is written in its hf:// source)")
+        return model
+    if model.loader not in ("", "pretrained"):
+        raise ManifestError(f"{where} name: a pretrained model is read by the 'pretrained' loader, not {model.loader!r}")
+    given = [key for key in ("weights", "config") if getattr(model, key)]
+    if given:
+        raise ManifestError(f"{where} {given[0]}: a pretrained model's files follow from its name; give `name` or `{given[0]}`, not both")
+    return dataclasses.replace(model, loader="pretrained")
 
 
 TOP_KEYS = {"extends", "name", "domain", "description", "model", "saes", "data", "claims", "training"}

@@ -49,10 +49,16 @@ def check_files(m: Manifest) -> Shape:
         raise ManifestError(f"{m.where('[model] sha256')}: unknown key {unknown[0]!r}: the {m.model.loader} loader reads "
                             f"{', '.join(fmt.files)}, and only those can be pinned")
     files: dict[str, Path | None] = {}
+    keys = {key: getattr(m.model, key) for key in fmt.keys}
+    if fmt.resolve is not None:  # the files follow from the [model] keys: those in the local cache, nothing fetched
+        try:
+            files = fmt.resolve(**keys, fetch=False)
+        except loaders.CheckpointError as err:
+            raise ManifestError(f"{m.where('[model]', fmt.keys[0])}: {err}") from None
     for key in fmt.files:
         source = getattr(m.model, key)
         if not source:
-            if key in files:  # found in the folder `weights` names
+            if key in files:  # found in the folder `weights` names, or from the name
                 continue
             raise ManifestError(f"{m.where('[model]')}: missing key {key!r} (the {m.model.loader} loader reads it)")
         files[key] = None if sources.is_remote(source) else sources.local_path(source, m.dir)
@@ -69,7 +75,7 @@ def check_files(m: Manifest) -> Shape:
             except ValueError as err:
                 raise ManifestError(f"{m.where('[model]', key)}: {err}") from None
     try:
-        skeleton = fmt.skeleton(files)
+        skeleton = fmt.skeleton(files, **keys)
     except loaders.CheckpointError as err:
         raise ManifestError(f"{m.where('[model]')}: {err}") from None
     hook_shapes = None if skeleton is None else hooks.hook_shapes(skeleton)
@@ -198,6 +204,8 @@ class Subject:
 
 def model_files(m: Manifest, fmt) -> dict[str, Path]:
     """The model's files by key, fetched; a folder named by `weights` gives the keys the manifest leaves out."""
+    if fmt.resolve is not None:  # SourceUnavailable when not cached and offline
+        return fmt.resolve(**{key: getattr(m.model, key) for key in fmt.keys}, fetch=True)
     files: dict[str, Path] = {}
     for key in fmt.files:
         if getattr(m.model, key):
@@ -217,7 +225,7 @@ def load_subject(m: Manifest, device: str, data_cache: dict | None = None) -> Su
         sources.check_sha256(path, spec.sha256.get(key))
     # a verifier never trains: frozen weights build no autograd graph (without switching off
     # gradients process-wide, which would break a trainer running in the same process)
-    model = fmt.load(device=device, **files).requires_grad_(False)
+    model = fmt.load(device=device, **files, **{key: getattr(spec, key) for key in fmt.keys}).requires_grad_(False)
     widths = {name: shape[-1] for name, shape in hooks.hook_shapes(model).items()}
     saes = {}
     read = {f"model {key}": path for key, path in files.items()}

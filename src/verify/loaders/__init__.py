@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from verify.loaders import culture_pth, hooked_transformer, legacy_sae, othello_gpt, sae_lens_dir
+from verify.loaders import culture_pth, hooked_transformer, legacy_sae, othello_gpt, pretrained, sae_lens_dir
 from verify.loaders.common import CheckpointError
 from verify.params import SAEShape
 
@@ -22,6 +22,10 @@ class ModelFormat:
     skeleton: Callable[[dict[str, Path | None]], Any]  # {manifest key: local path, None if not here} -> model on "meta", or None
     files: tuple[str, ...] = ("weights",)  # the [model] keys this format reads
     folder: Callable[[Path], dict[str, Path]] | None = None  # `weights` naming a saved folder -> its files by key
+    # formats whose files follow from [model] text keys (a pretrained name): the keys, passed to load and
+    # skeleton as keyword arguments, and (keys..., fetch) -> files by key, None where not here (fetch=False)
+    keys: tuple[str, ...] = ()
+    resolve: Callable[..., dict[str, Path | None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,9 @@ MODEL_FORMATS = {
     "culture_pth": ModelFormat(culture_pth.load_culture_pth, culture_pth.skeleton),
     # Othello-GPT: a TransformerLens or minGPT state dict
     "othello_gpt": ModelFormat(othello_gpt.load_othello_gpt, othello_gpt.skeleton),
+    # [model] name (+ revision): a TransformerLens pretrained model from the local Hugging Face cache
+    "pretrained": ModelFormat(pretrained.load_pretrained, pretrained.skeleton, ("weights", "config"),
+                              keys=("name", "revision"), resolve=pretrained.resolve),
 }
 SAE_FORMATS = {
     "sae_lens": SAEFormat(sae_lens_dir.load_sae_lens, sae_lens_dir.shape),  # folder with cfg.json + sae_weights.safetensors

@@ -1,0 +1,137 @@
+"""TransformerLens pretrained names (`[model] name = "gpt2"`) on a Hugging Face cache replica: the
+exact layout huggingface_hub writes (hub/models--gpt2/blobs/<sha256>, snapshots/<commit>/<file> ->
+../../blobs/<sha256>, refs/main), a gpt2-architecture model of small shapes with random weights
+under the name "gpt2" (TransformerLens reads the shapes from config.json, so a known name accepts
+them). Offline throughout."""
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import ROOT
+from tests.test_plugin import run
+
+COMMIT = "c0ffee" + "0" * 34
+GPT2_SMALL_SHAPES = {"n_layer": 2, "n_embd": 32, "n_head": 2, "n_positions": 16, "n_ctx": 16, "vocab_size": 50}
+
+
+def write_hub_file(cache: Path, repo: str, filename: str, data: bytes, commit: str = COMMIT) -> Path:
+    """One file of a hub repo as huggingface_hub caches it: a blob named by its sha256, a snapshot link."""
+    folder = cache / ("models--" + repo.replace("/", "--"))
+    digest = hashlib.sha256(data).hexdigest()
+    (folder / "blobs").mkdir(parents=True, exist_ok=True)
+    (folder / "blobs" / digest).write_bytes(data)
+    link = folder / "snapshots" / commit / filename
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(os.path.relpath(folder / "blobs" / digest, link.parent))
+    (folder / "refs").mkdir(exist_ok=True)
+    (folder / "refs" / "main").write_text(commit)
+    return link
+
+
+def write_gpt2_replica(cache: Path, seed: int = 0) -> None:
+    """models--gpt2 with config.json and model.safetensors as transformers saves them, small shapes."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    saved = cache.parent / "saved-gpt2"
+    GPT2LMHeadModel(GPT2Config(**GPT2_SMALL_SHAPES, architectures=["GPT2LMHeadModel"])).save_pretrained(saved, safe_serialization=True)
+    for name in ("config.json", "model.safetensors"):
+        write_hub_file(cache, "gpt2", name, (saved / name).read_bytes())
+    shutil.rmtree(saved)
+
+
+@pytest.fixture(scope="module")
+def hf_home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("hf")
+    write_gpt2_replica(home / "hub")
+    return home
+
+
+@pytest.fixture
+def offline_cache(hf_home, monkeypatch):
+    """This process reads the replica cache, offline (huggingface_hub reads the cache folder per call)."""
+    from verify import sources
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(hf_home / "hub"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    sources.hub_reachable.cache_clear()
+    yield hf_home
+    sources.hub_reachable.cache_clear()
+
+
+def manifest(tmp_path: Path, model: str = 'name = "gpt2"', extra: str = "") -> Path:
+    path = tmp_path / "gpt2-replica.toml"
+    path.write_text(f'name = "gpt2-replica"\ndomain = "othello"\n[model]\n{model}\n{extra}'
+                    '[data]\nsource = "othello-synthetic"\nsize = 2\n')
+    return path
+
+
+def test_a_pretrained_name_loads_from_the_cache_offline(tmp_path, offline_cache):
+    """Hook points and widths at collection from config.json alone; the load gives TransformerLens'
+    own conversion of the cached weights, exactly (no processing), equal to the transformers model."""
+    from transformers import GPT2LMHeadModel
+
+    from verify.subjects import check_files, load_subject
+    from verify.manifest import load_manifest
+
+    m = load_manifest(manifest(tmp_path, 'name = "gpt2-small"\nrevision = "main"'))
+    assert (m.model.loader, m.model.name, m.model.revision) == ("pretrained", "gpt2-small", "main")
+    shape = check_files(m)
+    assert shape.hooks["blocks.1.hook_resid_post"] == (2, 32) and shape.hooks["blocks.0.attn.hook_pattern"] == (2, 2, 2)
+    subject = load_subject(m, "cpu")
+    snapshot = offline_cache / "hub" / "models--gpt2" / "snapshots" / COMMIT
+    assert subject.files == {"model config": snapshot / "config.json", "model weights": snapshot / "model.safetensors"}
+    tokens = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    hf = GPT2LMHeadModel.from_pretrained(str(snapshot)).eval()
+    with torch.inference_mode():
+        assert torch.allclose(subject.model(tokens), hf(tokens).logits, atol=1e-4)
+    assert subject.model.cfg.tokenizer_name is None and subject.model.tokenizer is None
+
+
+def test_a_pretrained_model_is_pinned_like_any_file(tmp_path, offline_cache):
+    from verify import sources
+    from verify.manifest import load_manifest
+    from verify.subjects import load_subject
+
+    snapshot = offline_cache / "hub" / "models--gpt2" / "snapshots" / COMMIT
+    pins = f'sha256 = {{ weights = "{sources.sha256_of(snapshot / "model.safetensors")}", config = "{"0" * 64}" }}'
+    with pytest.raises(ValueError, match=r"config.json: sha256 is [0-9a-f]{64}, but the manifest expects 0{64}"):
+        load_subject(load_manifest(manifest(tmp_path, f'name = "gpt2"\n{pins}')), "cpu")
+
+
+@pytest.mark.parametrize("model, error", [
+    ('name = "not-a-model"', r"\[model\] name: 'not-a-model' is not a model TransformerLens supports"),
+    ('name = "attn-only-1l"', r"\[model\] name: 'attn-only-1l' \(NeelNanda/Attn_Only_1L512W_C4_Code\): its weights are a pickled .pth"),
+    ('name = "gpt2"\nweights = "x.safetensors"', r"\[model\] weights: a pretrained model's files follow from its name"),
+    ('name = "gpt2"\nloader = "hooked_transformer"', r"\[model\] name: a pretrained model is read by the 'pretrained' loader"),
+    ('weights = "x.safetensors"', r"\[model\]: missing key 'loader' \(or `name`"),
+    ('loader = "hooked_transformer"\nrevision = "main"', r"\[model\] revision: a revision goes with `name`"),
+])
+def test_bad_pretrained_names_are_one_line(tmp_path, offline_cache, model, error):
+    from verify.manifest import ManifestError
+    from verify.subjects import read_structure
+
+    with pytest.raises(ManifestError, match=r"gpt2-replica.toml: " + error):
+        read_structure(manifest(tmp_path, model))
+
+
+def claims_run(pytester, tmp_path, home: Path, *args: str):
+    (tmp_path / "subjects").mkdir(exist_ok=True)
+    manifest(tmp_path / "subjects", extra='[claims.legal_move_rate]\nmin_rate = 0.0\nmax_rate = 1.0\n')
+    return run(pytester, str(ROOT / "claims" / "test_othello.py"), "-rs", "--subjects-dir", str(tmp_path / "subjects"),
+               "--device", "cpu", "-k", "legal_move_rate", *args, env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(home)})
+
+
+def test_empty_cache_skips_with_the_reason_and_fails_under_require_subjects(pytester, tmp_path):
+    result = claims_run(pytester, tmp_path, tmp_path / "empty-hf")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*not available offline: gpt2 (config.json, model.safetensors not in the local Hugging Face cache*"])
+    result = claims_run(pytester, tmp_path, tmp_path / "empty-hf", "--require-subjects")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*not available offline: gpt2*"])
