@@ -135,3 +135,88 @@ def test_empty_cache_skips_with_the_reason_and_fails_under_require_subjects(pyte
     result = claims_run(pytester, tmp_path, tmp_path / "empty-hf", "--require-subjects")
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*not available offline: gpt2*"])
+
+
+# --- SAELens releases ------------------------------------------------------------------------------
+
+RELEASE, SAE_ID = "gpt2-small-res-jb", "blocks.1.hook_resid_pre"
+JB_REPO = "jbloom/GPT2-Small-SAEs-Reformatted"
+
+
+def write_jb_release_replica(cache: Path, d_in: int = 32, d_sae: int = 64, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The folder SAELens' registry names for (gpt2-small-res-jb, blocks.1.hook_resid_pre) in its hub
+    repo, with that release's cfg.json keys (the older sae_lens training config: hook_point, not hook_name)."""
+    import json
+
+    from safetensors.torch import save as save_bytes
+
+    g = torch.Generator().manual_seed(seed)
+    weights = {"W_enc": torch.randn(d_in, d_sae, generator=g) * 0.1, "b_enc": torch.zeros(d_sae),
+               "W_dec": torch.randn(d_sae, d_in, generator=g) * 0.1, "b_dec": torch.zeros(d_in)}
+    cfg = {"model_name": "gpt2-small", "hook_point": SAE_ID, "hook_point_layer": 1, "hook_point_head_index": None,
+           "dataset_path": "Skylion007/openwebtext", "is_dataset_tokenized": False, "context_size": 128, "d_in": d_in,
+           "d_sae": d_sae, "expansion_factor": d_sae // d_in, "device": "mps", "seed": 42, "dtype": "torch.float32",
+           "b_dec_init_method": "geometric_median", "l1_coefficient": 8e-05, "lr": 0.0004}
+    write_hub_file(cache, JB_REPO, f"{SAE_ID}/cfg.json", json.dumps(cfg).encode())
+    write_hub_file(cache, JB_REPO, f"{SAE_ID}/sae_weights.safetensors", save_bytes(weights))
+    return weights
+
+
+@pytest.fixture(scope="module")
+def hf_home_with_release(hf_home) -> Path:
+    write_jb_release_replica(hf_home / "hub")
+    return hf_home
+
+
+SAE_TABLE = f'[saes.res]\nrelease = "{RELEASE}"\nsae_id = "{SAE_ID}"\nhook = "{SAE_ID}"\n'
+
+
+def test_a_release_resolves_through_saelens_registry_and_loads_offline(tmp_path, hf_home_with_release, offline_cache):
+    """The folder SAE.from_pretrained would download, from the cache: checked at collection against
+    the model's hook width, loaded by the sae_lens loader, each file pinned."""
+    from verify import sources
+    from verify.loaders import sae_release
+    from verify.manifest import load_manifest
+    from verify.subjects import check_files, load_subject
+
+    m = load_manifest(manifest(tmp_path, extra=SAE_TABLE))
+    assert m.saes["res"].path == f"hf://{JB_REPO}/{SAE_ID}/"
+    assert check_files(m).saes["res"].d_sae == 64
+    folder = offline_cache / "hub" / ("models--" + JB_REPO.replace("/", "--")) / "snapshots" / COMMIT / SAE_ID
+    pins = {name: sources.sha256_of(folder / name) for name in ("cfg.json", "sae_weights.safetensors")}
+    pinned = SAE_TABLE + "sha256 = { " + ", ".join(f'"{k}" = "{v}"' for k, v in pins.items()) + " }\n"
+    subject = load_subject(load_manifest(manifest(tmp_path, extra=pinned)), "cpu")
+    sae = subject.saes["res"]
+    assert (sae.cfg.d_in, sae.cfg.d_sae) == (32, 64)
+    assert subject.files["sae res: sae_weights.safetensors"] == folder / "sae_weights.safetensors"
+    wrong = pinned.replace(pins["cfg.json"], "f" * 64)
+    with pytest.raises(ValueError, match="cfg.json: sha256 is .* but the manifest expects f{64}"):
+        load_subject(load_manifest(manifest(tmp_path, extra=wrong)), "cpu")
+    assert sae_release.published(RELEASE, SAE_ID) == {"variance_explained": 0.999, "l0": 10.0}  # pretrained_saes.yaml
+    assert sae_release.published("gpt2-small-res-jb", "blocks.8.hook_resid_pre") == {"variance_explained": 0.9, "l0": 60.0}
+
+
+@pytest.mark.parametrize("table, error", [
+    ('release = "no-such-release"\nsae_id = "x"\nhook = "blocks.1.hook_resid_pre"', r"release: release 'no-such-release' is not in SAELens' pretrained registry"),
+    (f'release = "{RELEASE}"\nsae_id = "blocks.99.hook_resid_pre"\nhook = "blocks.1.hook_resid_pre"', r"release: release 'gpt2-small-res-jb' has no sae_id 'blocks.99.hook_resid_pre' \(its ids: blocks.0.hook_resid_pre"),
+    (f'release = "{RELEASE}"\nhook = "blocks.1.hook_resid_pre"', r"missing key 'sae_id'"),
+    (f'release = "{RELEASE}"\nsae_id = "{SAE_ID}"\npath = "x"\nhook = "{SAE_ID}"', r"path: an SAELens release's files follow from release and sae_id"),
+    ('release = "gpt2-small-hook-z-kk"\nsae_id = "blocks.0.hook_z"\nhook = "blocks.0.attn.hook_z"', r"release: release 'gpt2-small-hook-z-kk' is converted by SAELens \(connor_rob_hook_z\)"),
+    ('hook = "blocks.1.hook_resid_pre"', r"missing key 'path' \(or `release` and `sae_id`"),
+])
+def test_bad_release_tables_are_one_line(tmp_path, table, error):
+    from verify.manifest import ManifestError, load_manifest
+
+    with pytest.raises(ManifestError, match=r"gpt2-replica.toml: \[saes.res\]:? ?" + error):
+        load_manifest(manifest(tmp_path, extra=f"[saes.res]\n{table}\n"))
+
+
+def test_release_not_cached_is_skipped_with_the_reason(pytester, tmp_path, hf_home):
+    """The model is cached, the release's folder is not: skipped offline, naming the hub folder."""
+    (tmp_path / "subjects").mkdir()
+    manifest(tmp_path / "subjects", extra=SAE_TABLE.replace(SAE_ID, "blocks.0.hook_resid_pre") +
+             '[claims.legal_move_rate]\nmin_rate = 0.0\nmax_rate = 1.0\n')
+    result = run(pytester, str(ROOT / "claims" / "test_othello.py"), "-rs", "--subjects-dir", str(tmp_path / "subjects"),
+                 "--device", "cpu", "-k", "legal_move_rate", env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(hf_home)})
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines([f"*not available offline: {JB_REPO}/blocks.0.hook_resid_pre/*"])

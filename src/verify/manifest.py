@@ -40,8 +40,10 @@ class ModelSpec:
 @dataclass(frozen=True)
 class SAESpec:
     hook: str  # the model hook point the SAE reads and, when spliced, writes
-    path: str  # folder with cfg.json + sae_weights.safetensors (sae_lens layout)
+    path: str = ""  # folder with cfg.json + sae_weights.safetensors (sae_lens layout); from `release` when given
     loader: str = "sae_lens"
+    release: str = ""  # an SAELens pretrained release (its registry gives the hub folder), with sae_id
+    sae_id: str = ""
     sha256: dict = field(default_factory=dict)  # {file name in the folder, or the file's own name: hex}
     # fidelity floors (verify.fidelity), required by every claim that reads this SAE
     min_explained_variance: float | None = None
@@ -70,7 +72,9 @@ class Manifest:
     model: ModelSpec
     saes: Mapping[str, SAESpec]
     data: DataSpec
-    claim_tables: Mapping[str, dict]  # claim name -> its [claims.NAME] table, as written, less RESERVED_CLAIM_KEYS
+    # claim name -> its [claims.NAME] table, as written, less RESERVED_CLAIM_KEYS; a claim declared several
+    # times is keyed "NAME.INSTANCE" per [claims.NAME.INSTANCE] table (so are claims, max_drift, expected_absent)
+    claim_tables: Mapping[str, dict]
     claims: Mapping[str, Any]  # claim name -> its parameter dataclass, for the claims resolved so far
     training: Mapping[str, Any]  # provenance, free-form: how the weights were made
     # claim name -> the largest change of its judged values between two runs that a drift gate
@@ -167,7 +171,8 @@ def load_manifest(path: Path) -> Manifest:
     for group, most in (("saes", MAX_SAES), ("claims", MAX_CLAIMS)):
         if isinstance(raw.get(group), dict) and len(raw[group]) > most:
             raise ManifestError(f"{path}: {group}: {len(raw[group])} [{group}.NAME] tables; at most {most} are read")
-    saes = {name: parse_table(SAESpec, t, f"{path}: [saes.{name}]") for name, t in raw.get("saes", {}).items()}
+    saes = {name: _release(parse_table(SAESpec, t, f"{path}: [saes.{name}]"), f"{path}: [saes.{name}]")
+            for name, t in raw.get("saes", {}).items()}
     for name, spec in saes.items():
         for floor in ("min_explained_variance", "min_loss_recovered"):
             value = getattr(spec, floor)
@@ -185,6 +190,7 @@ def load_manifest(path: Path) -> Manifest:
     tables = raw.get("claims", {})
     if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
         raise ManifestError(f"{path}: claims: expected [claims.NAME] tables")
+    tables = _named_instances(tables, path)
     max_drift = {name: _max_drift(t["max_drift"], f"{path}: [claims.{name}] max_drift") for name, t in tables.items() if "max_drift" in t}
     expected_absent = {name: reason for name, t in tables.items()
                        if (reason := _expect(t, f"{path}: [claims.{name}]")) is not None}
@@ -202,6 +208,48 @@ def load_manifest(path: Path) -> Manifest:
         max_drift=max_drift,
         expected_absent=expected_absent,
     )
+
+
+def _named_instances(tables: dict, path: Path) -> dict:
+    """Claim tables keyed by "NAME" or, for a claim declared several times, "NAME.INSTANCE": a
+    [claims.NAME] table whose values are all tables ([claims.NAME.INSTANCE]) holds named instances."""
+    out = {}
+    for name, table in tables.items():
+        if not (table and all(isinstance(v, dict) for v in table.values())):
+            out[name] = table
+            continue
+        for instance, inner in table.items():
+            if not _BARE_KEY.match(instance):
+                raise ManifestError(f"{path}: [claims.{name}.{instance!r}]: an instance name must be letters, digits, '_' or '-'")
+            out[f"{name}.{instance}"] = inner
+    return out
+
+
+def claim_name(key: str) -> str:
+    """The registered claim a claim table key names ("attention_pattern.induction_1_0" -> "attention_pattern")."""
+    return key.split(".", 1)[0]
+
+
+def _release(spec: SAESpec, where: str) -> SAESpec:
+    """An SAE named by an SAELens release and sae_id, with `path` the hub folder SAELens' registry gives."""
+    from verify import loaders
+
+    if not spec.release:
+        if spec.sae_id:
+            raise ManifestError(f"{where} sae_id: an sae_id goes with `release`")
+        if not spec.path:
+            raise ManifestError(f"{where}: missing key 'path' (or `release` and `sae_id` for an SAELens pretrained SAE)")
+        return spec
+    if spec.path:
+        raise ManifestError(f"{where} path: an SAELens release's files follow from release and sae_id; give one or the other")
+    if not spec.sae_id:
+        raise ManifestError(f"{where}: missing key 'sae_id' (a release holds many SAEs)")
+    if spec.loader != "sae_lens":
+        raise ManifestError(f"{where} loader: a release is read by the 'sae_lens' loader, not {spec.loader!r}")
+    try:
+        return dataclasses.replace(spec, path=loaders.sae_release.source(spec.release, spec.sae_id))
+    except loaders.CheckpointError as err:
+        raise ManifestError(f"{where} release: {err}") from None
 
 
 def _pretrained(model: ModelSpec, where: str) -> ModelSpec:
@@ -423,9 +471,11 @@ def _check_source(source: str, where: str) -> None:
         raise ManifestError(f"{where}: {err}") from None
 
 
-def parse_claim(m: Manifest, claim) -> Any:
-    """The parameters of `claim` (a registered verify.registry.Claim) from m's [claims.NAME] table."""
-    where = f"{m.path}: [claims.{claim.name}]"
+def parse_claim(m: Manifest, claim, key: str | None = None) -> Any:
+    """The parameters of `claim` (a registered verify.registry.Claim) from m's [claims.NAME] table, or
+    from its named instance `key` ("NAME.INSTANCE")."""
+    key = claim.name if key is None else key
+    where = f"{m.path}: [claims.{key}]"
     if claim.domain != m.domain:
         raise ManifestError(f"{where}: {claim.name} is a {claim.domain} claim; this subject's domain is {m.domain}")
-    return parse_table(claim.params, m.claim_tables[claim.name], where)
+    return parse_table(claim.params, m.claim_tables[key], where)

@@ -165,6 +165,24 @@ def _fetch_hub_folder(hub: HubFile) -> Path:
     return Path(root) / hub.filename
 
 
+def cached(source: str) -> Path | None:
+    """The local copy of a hub or wandb source, from the cache only (nothing is requested or downloaded)."""
+    if not is_hub(source):
+        folder = wandb_folder(parse_wandb(source))
+        return folder if folder.is_dir() and any(folder.iterdir()) else None
+    from huggingface_hub import snapshot_download, try_to_load_from_cache
+
+    hub = parse_hub(source)
+    if hub.filename.endswith("/"):
+        try:
+            root = Path(snapshot_download(hub.repo_id, revision=hub.revision, allow_patterns=[hub.filename + "*"], local_files_only=True))
+        except Exception:  # noqa: BLE001 - any cache miss
+            return None
+        return root / hub.filename if (root / hub.filename).is_dir() else None
+    found = try_to_load_from_cache(hub.repo_id, hub.filename, revision=hub.revision)
+    return Path(found) if isinstance(found, str) else None
+
+
 def wandb_folder(artifact: WandbArtifact) -> Path:
     return WANDB_CACHE / f"{artifact.entity}__{artifact.project}__{artifact.artifact}_{artifact.version}"
 

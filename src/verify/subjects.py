@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from verify import hooks, loaders, registry, sources, timing
-from verify.manifest import Manifest, ManifestError, load_manifest, parse_claim
+from verify.manifest import Manifest, ManifestError, claim_name, load_manifest, parse_claim
 from verify.params import SAEShape, Shape, check_params, check_values, vacuous_bounds
 
 
@@ -61,7 +61,7 @@ def check_files(m: Manifest) -> Shape:
             if key in files:  # found in the folder `weights` names, or from the name
                 continue
             raise ManifestError(f"{m.where('[model]')}: missing key {key!r} (the {m.model.loader} loader reads it)")
-        files[key] = None if sources.is_remote(source) else sources.local_path(source, m.dir)
+        files[key] = sources.cached(source) if sources.is_remote(source) else sources.local_path(source, m.dir)
         if files[key] is not None and not files[key].exists():
             raise ManifestError(f"{m.where('[model]', key)}: file {files[key]} does not exist")
         if files[key] is not None and files[key].is_dir() and fmt.folder is not None:
@@ -88,9 +88,9 @@ def check_files(m: Manifest) -> Shape:
         saes[name] = SAEShape(spec.hook, None, None)
         if hook_shapes is not None and spec.hook not in hook_shapes:
             raise ManifestError(f"{where} hook: the model has no hook point {spec.hook!r}")
-        if sources.is_remote(spec.path):
+        path = sources.cached(spec.path) if sources.is_remote(spec.path) else sources.local_path(spec.path, m.dir)
+        if path is None:  # not here yet: checked when it is fetched
             continue
-        path = sources.local_path(spec.path, m.dir)
         if not path.exists():
             raise ManifestError(f"{where} path: {path} does not exist")
         for file_name in spec.sha256:
@@ -125,7 +125,7 @@ def resolve_claims(m: Manifest, shape: Shape, strict: bool) -> Manifest:
     """m with the parameters of every claim table whose claim is registered, each checked against
     the subject's shape (hooks, SAE names, feature and neuron indices)."""
     claims = dict(m.claims)
-    unknown = {name: None for name in m.claim_tables if registry.get_claim(name) is None}  # a dict: ordered, O(1) lookups
+    unknown = {name: None for name in m.claim_tables if registry.get_claim(claim_name(name)) is None}  # a dict: ordered, O(1) lookups
     if strict and unknown:  # first: a misspelt table name explains the errors it would cause elsewhere
         raise ManifestError(f"{m.where(f'[claims.{next(iter(unknown))}]')}: unknown claim (registered: {', '.join(sorted(registry.claims()))}); "
                             "a claim is registered by verify.register_claim in a conftest.py, a collected test module, "
@@ -133,8 +133,8 @@ def resolve_claims(m: Manifest, shape: Shape, strict: bool) -> Manifest:
     for name in m.claim_tables:
         if name in claims or name in unknown:
             continue
-        claim = registry.get_claim(name)
-        params = parse_claim(m, claim)
+        claim = registry.get_claim(claim_name(name))
+        params = parse_claim(m, claim, name)
         where = m.where(f"[claims.{name}]")
         problems = (check_values(params, where) + vacuous_bounds(m.claim_tables[name], where) + check_params(params, shape, where)
                     + missing_foundations(m, claim, params))
@@ -149,7 +149,7 @@ def missing_foundations(m: Manifest, claim, params) -> list[str]:
     the fidelity floors of every SAE the claim reads."""
     where = m.where(f"[claims.{claim.name}]")
     problems = [f"{where}: {claim.name} rests on {need}, which this manifest does not declare ([claims.{need}])"
-                for need in claim.rests_on if need not in m.claim_tables]
+                for need in claim.rests_on if not any(claim_name(key) == need for key in m.claim_tables)]
     for sae in sae_fields(params):
         spec = m.saes.get(sae)
         for floor in ("min_explained_variance", "min_loss_recovered"):
@@ -288,7 +288,12 @@ class SubjectSet:
 
     def declaring(self, claim: str) -> list[Manifest]:
         self.resolve(strict=False)
-        return [m for m in self.manifests.values() if claim in m.claims]
+        return [m for m in self.manifests.values() if any(claim_name(key) == claim for key in m.claims)]
+
+    def instances(self, claim: str) -> list[tuple[Manifest, str]]:
+        """(manifest, claim table key) for every declaration of `claim`: "NAME", or "NAME.INSTANCE" for
+        each named instance ([claims.NAME.INSTANCE]), in manifest then declaration order."""
+        return [(m, key) for m in self.declaring(claim) for key in m.claims if claim_name(key) == claim]
 
     def load(self, name: str) -> Subject:
         """The loaded subject; a failure (e.g. offline) is remembered and raised again for each claim."""

@@ -19,28 +19,10 @@ from verify.manifest import ManifestError, load_manifest
 from verify.subjects import manifest_paths, pinned_file
 
 
-def cached_copy(source: str) -> Path | None:
-    """The local copy of a hub or wandb source, from the cache only (nothing is downloaded)."""
-    if not sources.is_hub(source):
-        folder = sources.wandb_folder(sources.parse_wandb(source))
-        return folder if folder.is_dir() and any(folder.iterdir()) else None
-    from huggingface_hub import snapshot_download, try_to_load_from_cache
-
-    hub = sources.parse_hub(source)
-    if hub.filename.endswith("/"):
-        try:
-            root = Path(snapshot_download(hub.repo_id, revision=hub.revision, allow_patterns=[hub.filename + "*"], local_files_only=True))
-        except Exception:  # noqa: BLE001 - any cache miss
-            return None
-        return root / hub.filename if (root / hub.filename).is_dir() else None
-    found = try_to_load_from_cache(hub.repo_id, hub.filename, revision=hub.revision)
-    return Path(found) if isinstance(found, str) else None
-
-
 def file_line(role: str, source: str, base: Path, pin: str | None) -> tuple[str, str | None]:
     """(line, reason it is not available or None)."""
     if sources.is_remote(source):
-        cached = cached_copy(source)
+        cached = sources.cached(source)
         if cached is None:
             if sources.is_hub(source) and sources.hub_reachable():
                 return f"  {role}: {source}: not cached here; downloaded on first use", None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from verify.loaders import culture_pth, hooked_transformer, legacy_sae, othello_gpt, pretrained, sae_lens_dir
+from verify.loaders import culture_pth, hooked_transformer, legacy_sae, othello_gpt, pretrained, sae_lens_dir, sae_release
 from verify.loaders.common import CheckpointError
 from verify.params import SAEShape
 
