@@ -288,12 +288,13 @@ class SubjectSet:
 
     def declaring(self, claim: str) -> list[Manifest]:
         self.resolve(strict=False)
-        return [m for m in self.manifests.values() if any(claim_name(key) == claim for key in m.claims)]
+        return [m for m in self.manifests.values() if claim in m.claims]
 
     def instances(self, claim: str) -> list[tuple[Manifest, str]]:
         """(manifest, claim table key) for every declaration of `claim`: "NAME", or "NAME.INSTANCE" for
         each named instance ([claims.NAME.INSTANCE]), in manifest then declaration order."""
-        return [(m, key) for m in self.declaring(claim) for key in m.claims if claim_name(key) == claim]
+        self.resolve(strict=False)
+        return [(m, key) for m in self.manifests.values() for key in m.claims if claim_name(key) == claim]
 
     def load(self, name: str) -> Subject:
         """The loaded subject; a failure (e.g. offline) is remembered and raised again for each claim."""

@@ -54,7 +54,12 @@ def update_manifest(path: Path, tables: dict[str, dict], top: dict | None = None
         if parent not in doc:
             doc.add(tomlkit.nl())
             doc[parent] = tomlkit.table(is_super_table=True)
-        doc[parent][rest[0]] = _table(values, comments.get(dotted, ""))
+        container = doc[parent]
+        for part in rest[:-1]:  # a named instance: [claims.NAME.INSTANCE] under a [claims.NAME] of instances
+            if part not in container:
+                container[part] = tomlkit.table(is_super_table=True)
+            container = container[part]
+        container[rest[-1]] = _table(values, comments.get(dotted, ""))
     path.write_text(tomlkit.dumps(doc))
 
 
