@@ -163,36 +163,40 @@ def test_every_claim_holds_on_induction_tiny_except_those_declared_absent(induct
 
 
 def test_each_claim_fails_when_its_bound_is_moved_past_the_measured_value(induction_tiny):
-    """For every check of every declared claim: rewrite the parameter that sets its bound to just past
-    the measured value, and the claim must fail on that check."""
-    for _, name, params in declared(induction_tiny):
+    """For every bound of every declared claim: the parameter set just past the value its check
+    measured (a lower bound above it, an upper bound below it) fails the claim."""
+    moved_fields = {}
+    for key, name, params in declared(induction_tiny):
         claim = registry.get_claim(name)
         measured = claim.measure_on(induction_tiny, params)
-        fields = [fl.name for fl in dataclasses.fields(params) if fl.name.startswith(("min_", "max_"))
-                  and fl.name not in ("min_cases",)]
-        assert fields, name
-        for field in fields:
+        checks = [c for c in claim.checks(measured, params) if isinstance(c, Check) and not c.what.startswith("precondition")]
+        moved_fields[key] = []
+        for field in (fl.name for fl in dataclasses.fields(params) if fl.name.startswith(("min_", "max_")) and fl.name != "min_cases"):
             value = getattr(params, field)
-            own = [c for c in claim.checks(measured, params) if isinstance(c, Check)]
-            # the measured value of the check this field bounds: moving the field past it must fail the claim
-            for check in own:
-                bound = check.lo if field.startswith("min_") else check.hi
-                if field == "max_control_effect":
-                    bound = check.hi
-                if bound == value and not math.isinf(value):
-                    v = check.estimate.value
-                    past = (v + 1e-3 if field.startswith("min_") else v - 1e-3)
-                    if field == "max_control_effect":
-                        past = abs(v) - 1e-3
-                        if past < 0:
-                            continue
-                    if field == "max_rank":
-                        past = int(v) - 1
-                        if past < 1:
-                            continue
-                    moved = dataclasses.replace(params, **{field: type(value)(past)})
-                    assert failures(claim.checks(measured, moved)), (name, field, past)
-                    break
+            lower = field.startswith("min_")
+            check = next((c for c in checks if (c.lo if lower else c.hi) == value), None)
+            if field == "max_control_effect":  # a two-sided bound: |change| <= it
+                check = next(c for c in checks if c.hi == value)
+                past = abs(check.estimate.value) * 0.99
+            elif check is None or math.isinf(value):
+                continue
+            else:
+                past = check.estimate.value + (1e-3 if lower else -1e-3)
+            if field == "max_rank":
+                past = check.estimate.value - 1
+                if past < 1:
+                    continue  # rank 1 cannot be beaten
+            moved = dataclasses.replace(params, **{field: type(value)(past)})
+            assert failures(claim.checks(measured, moved)), (key, field, past)
+            moved_fields[key].append(field)
+    assert moved_fields == {
+        "attention_pattern.previous_token_0_1": ["min_score", "max_score", "min_margin_over_random"],
+        "attention_pattern.induction_1_0": ["min_score", "max_score", "min_margin_over_random"],
+        "ablation_effect": ["min_effect", "max_control_effect"],
+        "sae_quality": ["min_explained_variance", "min_loss_recovered", "max_l0", "max_dead_fraction", "max_explained_variance",
+                        "max_loss_recovered", "min_l0"],
+        "feature_tracks_label": ["min_correlation", "max_correlation", "min_auroc", "min_margin_over_random"],
+    }
 
 
 def test_control_model_fails_the_induction_claims(control):
