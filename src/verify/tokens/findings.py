@@ -37,7 +37,9 @@ from verify.tokens import data as token_data
 from verify.tokens.data import TokenData, input_tokens, previous_occurrence, split
 from verify.verdicts import Check, Note, point
 
-PATTERNS = ("previous_token", "induction", "duplicate_token", "first_token")
+PATTERN_KEYS = {"previous_token": "previous token", "induction": "induction target (after the query token's last occurrence)",
+                "duplicate_token": "query token's last earlier occurrence", "first_token": "first token"}
+PATTERNS = tuple(PATTERN_KEYS)
 ABLATIONS = ("zero", "mean", "resample")
 METRICS = ("loss", "accuracy")
 # hooks with a head axis, and where it is: (batch, pos, head, d) or (batch, head, query, key)
@@ -237,7 +239,7 @@ def measure_attention(subject, p: AttentionPattern, which: str = "confirmation")
 
 
 def judge_attention(m: HeadScores, p: AttentionPattern) -> list:
-    what = f"head {p.layer}.{p.head} mean attention to the {p.pattern.replace('_', ' ')} ({m.queries} queries, {p.positions})"
+    what = f"head {p.layer}.{p.head} mean attention to the {PATTERN_KEYS[p.pattern]} ({m.queries} queries, {p.positions})"
     others = ", ".join(f"{p.layer}.{h} {s:.3f}" for h, s in enumerate(m.layer_scores))
     return [
         Check(what, m.score, p.min_score, p.max_score),
