@@ -1,0 +1,87 @@
+"""The console tools see what pytest sees (#22 item 5): `verify subjects` reads the subjects folder
+from the ini file, the claims a conftest.py registers, and refuses exactly the manifests pytest's
+collection refuses (one code path: verify.collection)."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+EXAMPLE = ROOT / "examples" / "own-claim"
+TINY = ROOT / "fixtures" / "othello-tiny"
+
+# verify subjects first (a fresh process: it must register the conftest's claim itself), then pytest,
+# for each manifest alone; one process for all, so the test takes seconds, not a minute
+AGREE = r'''
+import contextlib, io, json, sys
+import pytest
+from verify.cli import subjects
+out = []
+for args in json.loads(sys.argv[1]):
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
+        tool = subjects.main(args)
+        listing = text.getvalue()
+        code = pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", *args])
+    out.append({"args": args, "tool": tool, "listing": listing, "pytest": int(code), "pytest_output": text.getvalue()[len(listing):]})
+print("RESULT" + json.dumps(out))
+'''
+
+BAD = {
+    "unknown-loader": ('loader = "nonesuch"', "unknown loader 'nonesuch'"),
+    "missing-config": ('loader = "hooked_transformer"\nweights = "WEIGHTS"', "missing key 'config'"),
+    "missing-hook": ('loader = "hooked_transformer"\nweights = "WEIGHTS"\nconfig = "CONFIG"', "the model has no hook point"),
+    "unknown-claim": ('loader = "hooked_transformer"\nweights = "WEIGHTS"\nconfig = "CONFIG"', "unknown claim"),
+}
+
+
+def project(tmp_path: Path) -> Path:
+    """The README's own-claim example (pytest.ini: verify_subjects_dir = subjects; its claim in conftest.py),
+    and one folder per bad manifest."""
+    root = tmp_path / "project"
+    shutil.copytree(EXAMPLE, root)
+    manifest = root / "subjects" / "tiny.toml"
+    manifest.write_text(manifest.read_text().replace("../../../fixtures/", f"{ROOT / 'fixtures'}/"))
+    for name, (model, _) in BAD.items():
+        text = manifest.read_text()
+        model_table = text[text.index("[model]"):text.index("[data]")]
+        text = text.replace(model_table, "[model]\n" + model.replace("WEIGHTS", str(TINY / "model.safetensors"))
+                            .replace("CONFIG", str(TINY / "model_config.json")) + "\n\n")
+        if name == "missing-hook":
+            text = text.replace('hook = "blocks.2.hook_resid_post"', 'hook = "blocks.9.hook_resid_post"')
+        if name == "unknown-claim":
+            text = text.replace("[claims.residual_norm]", "[claims.nonesuch]")
+        (root / "cases" / name).mkdir(parents=True)
+        (root / "cases" / name / "x.toml").write_text(text)
+    (root / "empty").mkdir()
+    return root
+
+
+def agree(cwd: Path, cases: list[list[str]]) -> list[dict]:
+    result = subprocess.run([sys.executable, "-c", AGREE, json.dumps(cases)], cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and "RESULT" in result.stdout, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads(result.stdout.split("RESULT", 1)[1])
+
+
+def test_verify_subjects_and_pytest_agree_on_every_manifest(tmp_path):
+    root = project(tmp_path)
+    cases = [[], *(["--subjects-dir", f"cases/{name}"] for name in BAD)]
+    cases.append(["--subjects-dir", str(ROOT / "fixtures" / "subjects")])  # the shipped folder, whole
+    cases += [["--subjects-dir", "empty", f"--subject-file={path}"] for path in sorted((ROOT / "tests").rglob("*.toml"))]
+    results = agree(root, cases)
+    first = results[0]  # the ini's folder and the conftest's claim, in a process where nothing registered it before
+    assert first["tool"] == 0 and first["pytest"] == 0, first
+    assert "my-othello [othello] available" in first["listing"], first["listing"]
+    assert "claim residual_norm (definition v1)" in first["listing"]
+    for (name, (_, error)), found in zip(BAD.items(), results[1:]):
+        assert (found["tool"], found["pytest"]) == (2, 4), (name, found)
+        assert "REFUSED" in found["listing"] and error in found["listing"], (name, found["listing"])
+        assert error in found["pytest_output"], (name, found["pytest_output"])
+    shipped = results[1 + len(BAD)]
+    assert (shipped["tool"], shipped["pytest"]) == (0, 0) and "REFUSED" not in shipped["listing"], shipped
+    for found in results[2 + len(BAD):]:  # every manifest under tests/, alone: accepted by both, or refused by both
+        assert (found["tool"], found["pytest"]) in ((0, 0), (2, 4)), found
+        assert ("REFUSED" in found["listing"]) is (found["tool"] == 2), found
