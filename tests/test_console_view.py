@@ -85,3 +85,33 @@ def test_verify_subjects_and_pytest_agree_on_every_manifest(tmp_path):
     for found in results[2 + len(BAD):]:  # every manifest under tests/, alone: accepted by both, or refused by both
         assert (found["tool"], found["pytest"]) in ((0, 0), (2, 4)), found
         assert ("REFUSED" in found["listing"]) is (found["tool"] == 2), found
+
+
+def floors_tool(cwd: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run([sys.executable, "-m", "verify.cli.fidelity_floors", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, **(env or {})})
+
+
+def test_fidelity_floors_reads_the_manifest_itself_with_the_conftest_claims(tmp_path):
+    """A claim registered in conftest.py is known (it reads no SAE: no floor to write); an error names
+    the manifest, not a temporary copy of it."""
+    root = project(tmp_path)
+    result = floors_tool(root, "subjects/tiny.toml")
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    result = floors_tool(root, "cases/unknown-claim/x.toml")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert f"{(root / 'cases' / 'unknown-claim' / 'x.toml').resolve()}: [claims.nonesuch]: unknown claim" in result.stderr
+
+
+def test_fidelity_floors_prints_a_release_s_published_numbers(tmp_path):
+    from tests.test_pretrained_replica import SAE_TABLE, manifest, write_gpt2_replica, write_jb_release_replica
+
+    write_gpt2_replica(tmp_path / "hf" / "hub")
+    write_jb_release_replica(tmp_path / "hf" / "hub")
+    path = manifest(tmp_path, extra=SAE_TABLE)
+    result = floors_tool(ROOT, str(path), env={"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "[saes.res] published by SAELens (gpt2-small-res-jb blocks.1.hook_resid_pre): variance_explained = 0.999, l0 = 10" \
+        in result.stdout

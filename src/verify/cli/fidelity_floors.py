@@ -4,7 +4,10 @@ preconditions of the claims that read it, and write floors by POLICY into the SA
     verify fidelity-floors fixtures/subjects/othello-tiny.toml [--write]
 
 The claims then check the floors on the confirmation split. For subjects whose splits come from
-seeds (synthetic data); a hub SAE takes its floors from its published numbers instead.
+seeds (synthetic data). An SAELens release's published numbers (its registry's variance_explained)
+are printed beside the measurement, and give the explained-variance floor where the data is a
+dataset (no seeded selection split to measure on). Claims registered by a conftest.py or a test
+module count as in a pytest run in this folder (verify.collection).
 """
 
 from __future__ import annotations
@@ -13,15 +16,16 @@ import argparse
 import dataclasses
 import math
 import sys
-import tempfile
+import tomllib
 from pathlib import Path
 
-import tomlkit
 from tqdm import tqdm
 
 from verify import registry
 from verify.cli.manifest_tables import set_keys
-from verify.subjects import load_subject, read_manifest
+from verify.collection import pytest_view
+from verify.manifest import ManifestError, load_manifest
+from verify.subjects import check_files, load_subject, resolve_claims
 
 # floor = the selection value minus `slack`, rounded down to two decimals: the claims' data is the
 # other split of the same generator, so a reconstruction that drifts by more than this is no longer
@@ -30,22 +34,37 @@ POLICY = {"slack": 0.1}
 FLOORS = {"explained variance": "min_explained_variance", "loss recovered": "min_loss_recovered"}
 
 
-def measure(manifest: Path, device: str) -> dict[str, dict[str, float]]:
+def read(manifest: Path):
+    """The manifest as the claims read it, with provisional floors (-inf) where none is declared yet;
+    every error names the manifest itself."""
+    with open(manifest, "rb") as f:
+        if "extends" in tomllib.load(f):  # its SAEs' floors live in (and are inherited from) the manifest it extends
+            raise SystemExit(f"{manifest}: extends another manifest; measure the floors on the manifest that declares the SAEs")
+    m = load_manifest(manifest)
+    saes = {name: dataclasses.replace(spec, **{key: -math.inf for key in FLOORS.values() if getattr(spec, key) is None})
+            for name, spec in m.saes.items()}
+    m = dataclasses.replace(m, saes=saes)
+    return resolve_claims(m, check_files(m), strict=True)
+
+
+def published(m) -> dict[str, dict[str, float]]:
+    """SAE name -> the numbers SAELens' registry publishes for it (releases only)."""
+    from verify.loaders import sae_release
+
+    return {name: sae_release.published(spec.release, spec.sae_id) for name, spec in m.saes.items() if spec.release}
+
+
+def measure(manifest: Path, device: str, m=None) -> dict[str, dict[str, float]]:
     """SAE name -> floor key -> selection-split value."""
     manifest = manifest.resolve()
-    doc = tomlkit.parse(manifest.read_text())
-    if "extends" in doc:  # its SAEs' floors live in (and are inherited from) the manifest it extends
-        raise SystemExit(f"{manifest}: extends {doc['extends']}; measure the floors on the manifest that declares the SAEs")
-    for table in doc.get("saes", {}).values():  # provisional floors, so the manifest can be read
-        for key in FLOORS.values():
-            table.setdefault(key, -math.inf)
-    with tempfile.TemporaryDirectory() as folder:
-        copy = Path(folder) / manifest.name
-        copy.write_text(tomlkit.dumps(doc).replace('"../', f'"{manifest.parent.parent}/'))
-        m = read_manifest(copy)
+    m = read(manifest) if m is None else m
     data = m.data
     if registry.sources()[data.source].needs_path:
-        raise SystemExit(f"{manifest}: its data is a dataset, not seeded splits; take the floors from the SAE's published numbers")
+        found = {name: {"min_explained_variance": values["variance_explained"]} for name, values in published(m).items()
+                 if "variance_explained" in values}
+        if not found:
+            raise SystemExit(f"{manifest}: its data is a dataset, not seeded splits; take the floors from the SAE's published numbers")
+        return found
     swapped = dataclasses.replace(m, data=dataclasses.replace(data, selection_seed=data.confirmation_seed,
                                                               confirmation_seed=data.selection_seed))
     subject = load_subject(swapped, device)
@@ -74,7 +93,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--write", action="store_true", help="write the floors into the manifest's [saes.NAME] tables")
     args = parser.parse_args(argv)
-    for sae, values in floors(measure(args.manifest, args.device)).items():
+    view = pytest_view([])  # the claims a pytest run here registers (conftest.py, test modules, entry points)
+    if view.exit_code:
+        last = [line for line in view.output.splitlines() if line.strip()][-3:]
+        raise SystemExit(f"verify fidelity-floors: pytest cannot collect here (exit {view.exit_code}): {' | '.join(last)}")
+    try:
+        m = read(args.manifest.resolve())
+    except ManifestError as err:
+        raise SystemExit(f"verify fidelity-floors: {err}") from None
+    for sae, values in published(m).items():
+        spec = m.saes[sae]
+        print(f"[saes.{sae}] published by SAELens ({spec.release} {spec.sae_id}): "
+              + (", ".join(f"{k} = {v:g}" for k, v in values.items()) or "no numbers recorded"))
+    for sae, values in floors(measure(args.manifest, args.device, m)).items():
         print(f"[saes.{sae}] " + ", ".join(f"{k} = {v}" for k, v in values.items()))
         if args.write:
             set_keys(args.manifest, f"saes.{sae}", values)
