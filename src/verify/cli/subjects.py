@@ -21,7 +21,7 @@ from pathlib import Path
 
 from verify import registry, sources
 from verify.collection import check_manifest, pytest_view
-from verify.manifest import Manifest, ManifestError
+from verify.manifest import Manifest, ManifestError, claim_name
 from verify.subjects import pinned_file
 
 
@@ -87,7 +87,7 @@ def describe(path: Path, m: Manifest) -> tuple[list[str], bool]:
     data = f"{m.data.source}" + (f" {m.data.path}" if m.data.path else f", {m.data.size} per split, seeds {m.data.selection_seed}/{m.data.confirmation_seed}")
     claims = []
     for name in m.claim_tables:
-        claim = registry.get_claim(name)
+        claim = registry.get_claim(claim_name(name))  # a named instance "NAME.INSTANCE" is a declaration of NAME
         claims.append(f"  claim {name}" + (f" (definition v{claim.version}): {claim.summary}" if claim else
                                            " (not registered)"))
     status = "available" if not problems else f"NOT available: {problems[0]}"
