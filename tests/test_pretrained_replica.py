@@ -94,6 +94,23 @@ def test_a_pretrained_name_loads_from_the_cache_offline(tmp_path, offline_cache)
     assert subject.model.cfg.tokenizer_name is None and subject.model.tokenizer is None
 
 
+def test_processed_is_from_pretrained_s_processing(tmp_path, offline_cache):
+    """processed = true: LayerNorm folded (LNPre), writing weights centred (each residual vector has
+    mean 0 over d_model), unembedding centred: the same log-probabilities as the weights as saved."""
+    from verify.manifest import load_manifest
+    from verify.subjects import check_files, load_subject
+
+    plain = load_subject(load_manifest(manifest(tmp_path, 'name = "gpt2"')), "cpu").model
+    m = load_manifest(manifest(tmp_path, 'name = "gpt2"\nprocessed = true'))
+    assert "blocks.0.ln1.hook_scale" in check_files(m).hooks
+    processed = load_subject(m, "cpu").model
+    assert processed.cfg.normalization_type == "LNPre" and plain.cfg.normalization_type == "LN"
+    tokens = torch.tensor([[3, 1, 4, 1, 5, 9, 2, 6]])
+    logits, cache = processed.run_with_cache(tokens)
+    assert torch.allclose(logits.log_softmax(-1), plain(tokens).log_softmax(-1), atol=1e-4)
+    assert cache["blocks.1.hook_resid_pre"].mean(-1).abs().max() < 1e-5
+
+
 def test_a_pretrained_model_is_pinned_like_any_file(tmp_path, offline_cache):
     from verify import sources
     from verify.manifest import load_manifest
@@ -112,6 +129,7 @@ def test_a_pretrained_model_is_pinned_like_any_file(tmp_path, offline_cache):
     ('name = "gpt2"\nloader = "hooked_transformer"', r"\[model\] name: a pretrained model is read by the 'pretrained' loader"),
     ('weights = "x.safetensors"', r"\[model\]: missing key 'loader' \(or `name`"),
     ('loader = "hooked_transformer"\nrevision = "main"', r"\[model\] revision: a revision goes with `name`"),
+    ('loader = "hooked_transformer"\nprocessed = true', r"\[model\] processed: goes with `name`"),
 ])
 def test_bad_pretrained_names_are_one_line(tmp_path, offline_cache, model, error):
     from verify.manifest import ManifestError

@@ -33,6 +33,7 @@ class ModelSpec:
     weights: str = ""  # local path (relative to the manifest) or hf://owner/repo/path[@revision]
     name: str = ""  # a TransformerLens pretrained model (official name or alias), read from the Hugging Face cache
     revision: str = ""  # with `name`: the hub repo's branch, tag or commit
+    processed: bool = False  # with `name`: TransformerLens' from_pretrained processing (what SAEs trained on it read)
     config: str = ""  # architecture file, for loaders whose weights carry none
     sha256: dict = field(default_factory=dict)  # {"weights": hex, "config": hex}
 
@@ -259,6 +260,8 @@ def _pretrained(model: ModelSpec, where: str) -> ModelSpec:
             raise ManifestError(f"{where}: missing key 'loader' (or `name` for a TransformerLens pretrained model)")
         if model.revision:
             raise ManifestError(f"{where} revision: a revision goes with `name` (a hub file's is written in its hf:// source)")
+        if model.processed:
+            raise ManifestError(f"{where} processed: goes with `name` (other loaders read the weights exactly as saved)")
         return model
     if model.loader not in ("", "pretrained"):
         raise ManifestError(f"{where} name: a pretrained model is read by the 'pretrained' loader, not {model.loader!r}")

@@ -44,7 +44,7 @@ MODEL_FORMATS = {
     "othello_gpt": ModelFormat(othello_gpt.load_othello_gpt, othello_gpt.skeleton),
     # [model] name (+ revision): a TransformerLens pretrained model from the local Hugging Face cache
     "pretrained": ModelFormat(pretrained.load_pretrained, pretrained.skeleton, ("weights", "config"),
-                              keys=("name", "revision"), resolve=pretrained.resolve),
+                              keys=("name", "revision", "processed"), resolve=pretrained.resolve),
 }
 SAE_FORMATS = {
     "sae_lens": SAEFormat(sae_lens_dir.load_sae_lens, sae_lens_dir.shape),  # folder with cfg.json + sae_weights.safetensors

@@ -9,6 +9,10 @@ what HookedTransformer.from_pretrained_no_processing calls) with local_files_onl
 no weight processing (no LayerNorm folding or centering), and no tokenizer (the verifier feeds token
 ids). At collection the architecture comes from config.json alone, on the meta device.
 
+`processed = true` applies what HookedTransformer.from_pretrained does by default (fold LayerNorm,
+center the writing weights and the unembedding, fold value biases): the model an SAE trained on a
+from_pretrained model reads (SAELens records it, e.g. gpt2-small-res-jb's center_writing_weights).
+
 Refused by name: models whose weights are pickled .pth checkpoints (NeelNanda/..., ArthurConmy/...,
 Baidicoot/...: unpickling runs code; name such a file with a loader that reads it safely) and models
 that need their repo's own code (trust_remote_code)."""
@@ -70,17 +74,17 @@ def fetch_files(name: str, revision: str) -> dict[str, Path]:
     return files
 
 
-def resolve(name: str, revision: str, fetch: bool) -> dict[str, Path | None]:
+def resolve(name: str, revision: str, processed: bool, fetch: bool) -> dict[str, Path | None]:
     return fetch_files(name, revision) if fetch else cached_files(name, revision)
 
 
-def hooked_config(name: str, revision: str, device: str):
+def hooked_config(name: str, revision: str, device: str, processed: bool = False):
     """TransformerLens' HookedTransformerConfig for the cached model (its config.json), no tokenizer."""
     from transformer_lens import loading_from_pretrained as tl
 
     try:
         cfg = tl.get_pretrained_model_config(official_name(name), revision=revision or None, local_files_only=True,
-                                             device=device)
+                                             device=device, fold_ln=processed)  # folded: LNPre, as from_pretrained builds it
     except CheckpointError:
         raise
     except Exception as err:  # noqa: BLE001 - transformers and TransformerLens raise many types for a bad config
@@ -89,25 +93,25 @@ def hooked_config(name: str, revision: str, device: str):
     return cfg
 
 
-def skeleton(files: dict[str, Path | None], name: str, revision: str):
+def skeleton(files: dict[str, Path | None], name: str, revision: str, processed: bool):
     """The architecture on the meta device from the cached config.json (None while it is not cached)."""
     from transformer_lens import HookedTransformer
 
     if files.get("config") is None:
         return None
-    cfg = hooked_config(name, revision, "meta")
+    cfg = hooked_config(name, revision, "meta", processed)
     with torch.device("meta"):
         return HookedTransformer(cfg)
 
 
-def load_pretrained(weights: Path, config: Path, device: str, name: str, revision: str):
+def load_pretrained(weights: Path, config: Path, device: str, name: str, revision: str, processed: bool):
     """The HookedTransformer TransformerLens builds for `name`, with exactly the cached weights."""
     from transformer_lens import HookedTransformer
     from transformer_lens import loading_from_pretrained as tl
 
     regular_file(weights)
     regular_file(config)
-    cfg = hooked_config(name, revision, "cpu")
+    cfg = hooked_config(name, revision, "cpu", processed)
     try:
         state = tl.get_pretrained_state_dict(official_name(name), cfg, revision=revision or None, local_files_only=True,
                                              use_safetensors=True)
@@ -117,9 +121,9 @@ def load_pretrained(weights: Path, config: Path, device: str, name: str, revisio
         raise CheckpointError(f"{weights}: TransformerLens cannot load {name}'s cached weights: {type(err).__name__}: {err}") from None
     model = HookedTransformer(cfg)
     check_finite(state, weights, buffer_names(model))
-    try:  # TransformerLens' own fill (zero biases gpt2 has none of), with every processing step off
-        model.load_and_process_state_dict(state, fold_ln=False, center_writing_weights=False, center_unembed=False,
-                                          fold_value_biases=False, refactor_factored_attn_matrices=False)
+    try:  # TransformerLens' own fill (zero biases gpt2 has none of), processed as from_pretrained does or not at all
+        model.load_and_process_state_dict(state, fold_ln=processed, center_writing_weights=processed, center_unembed=processed,
+                                          fold_value_biases=processed, refactor_factored_attn_matrices=False)
     except Exception as err:  # noqa: BLE001 - shapes that do not fit the config
         text = "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
         raise CheckpointError(f"{weights}: the weights do not fit {name}'s cached {CONFIG}: {text}") from None
