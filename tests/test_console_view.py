@@ -68,9 +68,9 @@ def agree(cwd: Path, cases: list[list[str]]) -> list[dict]:
 
 def test_verify_subjects_and_pytest_agree_on_every_manifest(tmp_path):
     root = project(tmp_path)
-    cases = [[], *(["--subjects-dir", f"cases/{name}"] for name in BAD)]
-    cases.append(["--subjects-dir", str(ROOT / "fixtures" / "subjects")])  # the shipped folder, whole
-    cases += [["--subjects-dir", "empty", f"--subject-file={path}"] for path in sorted((ROOT / "tests").rglob("*.toml"))]
+    cases = [[], *([f"--subjects-dir=cases/{name}"] for name in BAD)]
+    cases.append([f"--subjects-dir={ROOT / 'fixtures' / 'subjects'}"])  # the shipped folder, whole
+    cases += [["--subjects-dir=empty", f"--subject-file={path}"] for path in sorted((ROOT / "tests").rglob("*.toml"))]
     results = agree(root, cases)
     first = results[0]  # the ini's folder and the conftest's claim, in a process where nothing registered it before
     assert first["tool"] == 0 and first["pytest"] == 0, first

@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subjects-dir", default=None, help="default: what pytest reads (verify_subjects_dir, else fixtures/subjects)")
     parser.add_argument("--subject-file", action="append", default=[])
     args = parser.parse_args(argv)
-    view = pytest_view([*(["--subjects-dir", args.subjects_dir] if args.subjects_dir else []),
+    view = pytest_view([*([f"--subjects-dir={args.subjects_dir}"] if args.subjects_dir else []),  # one argument: never a test path
                         *(f"--subject-file={f}" for f in args.subject_file)])
     if view.exit_code:
         last = [line for line in view.output.splitlines() if line.strip()][-3:]
