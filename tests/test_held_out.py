@@ -1,6 +1,6 @@
-"""Held out means held out: every synthetic split of an embedded subject holds no item twice, and
-its confirmation split shares none with its selection split, at the declared size. Only the seeds
-and the manifest's [data] are read (no weights)."""
+"""Held out means held out: every synthetic split of an embedded subject (culture puzzles, Othello
+games, token sequences) holds no item twice, and its confirmation split shares none with its
+selection split, at the declared size. Only the seeds and the manifest's [data] are read (no weights)."""
 
 import pytest
 import torch
@@ -10,10 +10,11 @@ from verify.culture import findings as culture
 from verify.culture.data import TASKS, row_hashes, without_repeats
 from verify.othello import data as othello
 from verify.plugin import subjects
+from verify.tokens import data as tokens
 from verify.manifest import load_manifest
 from verify.subjects import Subject, manifest_paths
 
-SYNTHETIC = {"culture-synthetic", "othello-synthetic"}
+SYNTHETIC = {"culture-synthetic", "othello-synthetic", "tokens-synthetic"}
 MANIFESTS = [p for p in manifest_paths(SUBJECTS_DIR) if load_manifest(p).data.source in SYNTHETIC]
 
 
@@ -21,10 +22,16 @@ def items(subject: Subject, which: str) -> dict[str, list[bytes]]:
     """Group (a task, or all games) -> a digest per item of the split."""
     if subject.manifest.domain == "culture":
         return {task: row_hashes(culture.puzzles(subject, task, which)) for task in TASKS}
+    if subject.manifest.domain == "tokens":  # tokens.data.split's synthetic path, without the model's vocabulary check
+        d = subject.manifest.data
+        made = subject.data(("held-out test", "selection"), lambda: tokens.synthetic_split(d.options, d.size, d.seed("selection"), None))
+        if which == "confirmation":
+            made = tokens.synthetic_split(d.options, d.size, d.seed(which), made)
+        return {"sequences": [row.tobytes() for row in made.tokens]}
     return {"games": [row.tobytes() for row in othello.split(subject, which).squares]}
 
 
-def test_the_embedded_subjects_include_both_synthetic_sources():
+def test_the_embedded_subjects_include_every_synthetic_source():
     assert {load_manifest(p).data.source for p in MANIFESTS} == SYNTHETIC
 
 
