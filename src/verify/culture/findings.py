@@ -147,7 +147,8 @@ def split(subject, task: str, which: str = "confirmation") -> culture_data.Split
             return cached_split(task, d.size, d.seed(which), layout(subject), held_out_from)
         dataset = subject.data("opened", lambda: open_manifest_dataset(subject.manifest))
         start = {"selection": 0, "confirmation": d.size}[which]
-        rows = culture_data.without_repeats(culture_data.task_rows(dataset, task, start, start + d.size))
+        rows = culture_data.without_repeats(culture_data.task_rows(dataset, task, start, start + d.size,
+                                                                         layout(subject).length))
         if held_out_from is not None:  # rows of one dataset: prove they are held out
             culture_data.check_disjoint(held_out_from, rows.tokens, task)
         return rows
