@@ -139,6 +139,16 @@ def test_bad_pretrained_names_are_one_line(tmp_path, offline_cache, model, error
         read_structure(manifest(tmp_path, model))
 
 
+def test_a_folder_of_the_model_s_name_here_is_not_read_instead(tmp_path, offline_cache, monkeypatch):
+    from verify.manifest import ManifestError
+    from verify.subjects import read_structure
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "gpt2").mkdir()
+    with pytest.raises(ManifestError, match=r"\[model\] name: 'gpt2': the working directory holds 'gpt2', which TransformerLens would read"):
+        read_structure(manifest(tmp_path))
+
+
 def claims_run(pytester, tmp_path, home: Path, *args: str):
     (tmp_path / "subjects").mkdir(exist_ok=True)
     manifest(tmp_path / "subjects", extra='[claims.legal_move_rate]\nmin_rate = 0.0\nmax_rate = 1.0\n')

@@ -43,6 +43,9 @@ def official_name(name: str) -> str:
     if official.startswith(PICKLED):
         raise CheckpointError(f"{name!r} ({official}): its weights are a pickled .pth checkpoint, which is not unpickled here; "
                               "download the file and name it with a loader that reads it safely")
+    if Path(official).exists():  # TransformerLens reads a path of that name before the cache
+        raise CheckpointError(f"{name!r}: the working directory holds {official!r}, which TransformerLens would read "
+                              "instead of the Hugging Face cache; run from another folder")
     if official.startswith(tl.NEED_REMOTE_CODE_MODELS) or official in tl.NON_HF_HOSTED_MODEL_NAMES:
         raise CheckpointError(f"{name!r} ({official}): it needs its repository's own code (trust_remote_code) or is not "
                               "hosted on the hub; not loaded")
