@@ -132,6 +132,17 @@ def test_the_tolerance_is_the_baselines_max_drift():
     assert any("tolerance 0.0100" in p for p in tight.problems)
 
 
+def test_a_candidate_that_widens_its_own_interval_does_not_widen_the_tolerance():
+    # baseline 0.90 [0.89, 0.91]: half-width 0.01; the candidate moved to 0.85 and claims [0.55, 1.15]
+    old = make(record(checks=[check(value=0.9, lo=0.89, hi=0.91)]))
+    wide = make(record(checks=[check(value=0.85, lo=0.55, hi=1.0)]))
+    result = drift.compare(old, wide)
+    assert any("0.9000 -> 0.8500" in p and "tolerance 0.0141" in p for p in result.problems), result.problems
+    # a narrower candidate interval narrows it: the same move within sqrt(0.01^2 + 0.005^2) fails, a smaller one passes
+    narrow = drift.compare(old, make(record(checks=[check(value=0.895, lo=0.89, hi=0.9)])))
+    assert not narrow.problems, narrow.problems
+
+
 def test_a_candidate_that_lowers_its_bounds_fails_the_gate_unless_accepted():
     old = make(record(checks=[check(value=0.9, bound_lo=0.85)], params={"min_rate": 0.85}))
     new = make(record(checks=[check(value=0.9, bound_lo=0.5)], params={"min_rate": 0.5}))

@@ -8,7 +8,7 @@ cannot see:
 - a verdict that changed (held -> failed, and also held -> skipped, held <-> absent: a gate never
   loses a claim silently);
 - a judged value that moved beyond its tolerance: the BASELINE's `max_drift` for the claim, else
-  the two 95% intervals combined, sqrt(h_old^2 + h_new^2) with h the half-widths (a change the
+  the two 95% intervals combined, sqrt(h_old^2 + min(h_new, h_old)^2) with h the half-widths (a change the
   intervals do not explain; for numbers without an interval, any change);
 - a bound, parameter, `max_drift` or `expect` that differs from the baseline's: the candidate does
   not set its own bar; reported, and failed unless `accept_changed` (a reviewed manifest change);
@@ -100,7 +100,9 @@ def tolerance(record: ClaimRecord, old: Measured, new: Measured) -> float:
     """`record` is the baseline's: a candidate never sets its own tolerance."""
     if record.max_drift is not None:
         return record.max_drift
-    return math.hypot(old.half_width, new.half_width)
+    # the candidate's interval may narrow the tolerance, never widen it past the baseline's own: a
+    # ledger claiming a wide interval would otherwise let a moved value through
+    return math.hypot(old.half_width, min(new.half_width, old.half_width))
 
 
 def paired(old: list[Measured], new: list[Measured]) -> list[tuple[Measured | None, Measured | None]]:
