@@ -311,3 +311,16 @@ def test_report_labels_and_counts_expected_absent_findings(tmp_path):
     assert "### c (definition v1): absent, as declared" in text
     assert "Declared absent on this subject: F4 has not emerged at this size" in text
     assert "tr.absent" in (tmp_path / "report.html").read_text()
+
+
+def test_compare_report_and_merge_read_ledgers_without_torch(tmp_path):
+    """Gating a ledger is reading JSON: the tools that only read ledgers never import torch (seconds of start-up)."""
+    import subprocess
+    import sys
+
+    path = saved(tmp_path, make(record()))
+    code = ("import sys; from verify.cli import compare, merge, report; "
+            f"status = compare.main([{str(path)!r}, {str(path)!r}]); "
+            "assert status == 0, status; assert 'torch' not in sys.modules, 'torch was imported'")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr

@@ -12,11 +12,15 @@ the manifest's seeds only.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from verify.ledger import Fingerprint, HookStats
 from verify.params import HookPoint, SAERef, kinds
+
+if TYPE_CHECKING:  # torch is imported where activations are taken: `verify compare` reads ledgers without it
+    import torch
 
 QUANTILES = (0.01, 0.5, 0.99)
 STAT_TOLERANCE = 1e-3  # a statistic moves when it changes by more than this times the old std
@@ -43,10 +47,12 @@ def hook_stats(acts: torch.Tensor) -> HookStats:
                      quantiles={str(q): float(v) for q, v in zip(QUANTILES, np.quantile(flat, QUANTILES))})
 
 
-@torch.inference_mode()
 def fingerprint(model, tokens: torch.Tensor, hooks: list[str], batch: str) -> Fingerprint:
     """Statistics of `hooks` and the top-1 predictions of one forward pass on `tokens`."""
-    logits, cache = model.run_with_cache(tokens, names_filter=lambda name: name in hooks)
+    import torch
+
+    with torch.inference_mode():
+        logits, cache = model.run_with_cache(tokens, names_filter=lambda name: name in hooks)
     return Fingerprint(batch=batch, hooks={h: hook_stats(cache[h]) for h in hooks},
                        top1=logits.argmax(-1).cpu().tolist())
 
