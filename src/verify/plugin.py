@@ -42,7 +42,7 @@ import torch
 
 from verify import ledger, sources, timing
 from verify import registry as claim_registry
-from verify.devices import DEVICE_CHOICES, resolve_device, worker_device
+from verify.devices import DEVICE_CHOICES, available_cores, resolve_device, worker_device, worker_threads
 from verify.manifest import ManifestError
 from verify.recording import (CHECKS, FIGURES, MEASURED, SECONDS, SUBJECT, Recorder, claim_property, subject_record,
                               unavailable_record)
@@ -116,13 +116,24 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[RECORDER] = Recorder()
     config.pluginmanager.register(config.stash[RECORDER], "verify-recorder")
     config.stash[RECORDED_SUBJECTS] = set()
-    group_by_subject(config)
-    from hypothesis import HealthCheck, settings
+    group_by_subject(config)  # nothing of another library's global state: this repository's hypothesis profiles live in its conftest.py
+    share_cores()
 
-    settings.register_profile("ci", derandomize=True, database=None, deadline=None,
-                              suppress_health_check=[HealthCheck.too_slow])
-    settings.register_profile("dev", deadline=None)
-    settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+def share_cores() -> None:
+    """Under `pytest -n N`, each worker runs torch on its share of the cores (the one setting of
+    torch's the plugin makes, and only in xdist workers). OMP_NUM_THREADS, if set, is the user's."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers and workers.isdigit() and not os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(worker_threads(int(workers), available_cores()))
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    workers = getattr(config.option, "numprocesses", None)
+    if not isinstance(workers, int) or workers < 1 or os.environ.get("OMP_NUM_THREADS"):
+        return None
+    cores = available_cores()
+    return f"verify: {workers} workers on {cores} cores: torch runs {worker_threads(workers, cores)} intra-op thread(s) in each"
 
 
 def subjects_dir(config: pytest.Config) -> Path | None:
@@ -235,7 +246,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if not declaring:  # one visible skip instead of pytest's anonymous empty parameter set
         cases.append(pytest.param(None, None, id="no-subject", marks=pytest.mark.skip(reason=f"{NO_SUBJECT}: {name}")))
     for m in declaring:
-        on_hub = any(sources.is_remote(s) for s in (m.model.weights, m.model.config, m.data.path, *(s.path for s in m.saes.values())))
+        on_hub = bool(m.model.name) or any(sources.is_remote(s) for s in (m.model.weights, m.model.config, m.data.path,
+                                                                           *(s.path for s in m.saes.values())))
         cases.append(pytest.param(m.name, m.claims[name], id=m.name, marks=[pytest.mark.hub] if on_hub else []))
     metafunc.parametrize(("subject", "params"), cases, indirect=["subject"])
 
