@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.test_plugin import run
-from verify.devices import worker_device
+from verify.devices import available_cores, worker_device, worker_threads
 from verify.plugin import parse_shard
 
 
@@ -18,6 +18,24 @@ def test_each_xdist_worker_takes_its_own_gpu():
     assert worker_device("cuda", "gw1", 1) == "cuda"  # one GPU: every worker shares it
     assert worker_device("cpu", "gw1", 4) == "cpu"
     assert worker_device("cuda", None, 4) == "cuda"  # not under xdist
+
+
+def test_workers_share_the_cores_between_them():
+    assert worker_threads(2, 2) == 1 and worker_threads(2, 16) == 8 and worker_threads(4, 2) == 1
+    assert worker_threads(1, 8) == 8
+
+
+def test_each_xdist_worker_runs_torch_on_its_share_of_the_cores(tmp_path):
+    """Under -n 2 each worker's torch uses cores // 2 threads (at least one), and the header says so."""
+    share = worker_threads(2, available_cores())
+    (tmp_path / "test_threads.py").write_text(
+        "import torch\n\n"
+        f"def test_threads():\n    assert torch.get_num_threads() == {share}, torch.get_num_threads()\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "OMP_NUM_THREADS"}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider", "test_threads.py"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"torch runs {share} intra-op thread(s) in each" in result.stdout, result.stdout
 
 
 @pytest.mark.parametrize("text", ["0/2", "3/2", "1", "a/b", "1/0", "-1/2"])
