@@ -8,7 +8,11 @@ registered claim), `measurement` (the claim's preconditions checked and, where t
 measured on the subject) and `verdict(checks)`, which prints every measured number against its
 bounds and fails the test if any check fails. The usual claim test is one line:
 `verdict(claim.checks(measurement, params))`. A failed precondition fails the claim, with the
-precondition's line as the reason.
+precondition's line as the reason. A claim declared several times on one subject
+([claims.NAME.INSTANCE] tables) runs once per instance, as `SUBJECT/INSTANCE`, each its own ledger
+record. A manifest in the subjects folder is itself a test file: it collects that one-line test for
+each claim it declares (unless a test module already runs it), so a project of manifests and a
+pytest.ini runs with plain `pytest`.
 
 Records: with --claims-report DIR (or --claims-baseline) the run's ledger is built (verify.ledger:
 every measured number, the files' sha256, versions, activation fingerprints) from what each test
@@ -33,8 +37,10 @@ hold is xfailed and fails nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import types
 from pathlib import Path
 
 import pytest
@@ -43,7 +49,7 @@ import torch
 from verify import ledger, sources, timing
 from verify import registry as claim_registry
 from verify.devices import DEVICE_CHOICES, available_cores, resolve_device, worker_device, worker_threads
-from verify.manifest import ManifestError
+from verify.manifest import ManifestError, claim_name
 from verify.recording import (CHECKS, FIGURES, MEASURED, SECONDS, SUBJECT, Recorder, claim_property, subject_record,
                               unavailable_record)
 from verify.verdicts import Check, failures
@@ -56,6 +62,8 @@ PROGRESS = pytest.StashKey()
 LOAD_ERRORS = pytest.StashKey()
 OUTCOMES = pytest.StashKey()
 BASELINE = pytest.StashKey()
+INSTANCES = pytest.StashKey()  # a claim test's nodeid -> its claim table key: "NAME", or "NAME.INSTANCE" for a named instance
+MANIFEST_MARK = "verify_manifest"  # the tests a manifest file collects run on that manifest's subject only
 UNAVAILABLE = "subject not available"
 NOT_LOADED = "subject cannot be loaded"
 NOT_MEASURED = "claim cannot be measured"
@@ -108,8 +116,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "slow: long work (training, big sweeps); deselected unless -m slow is given",
         "hub: needs files from the Hugging Face hub (skipped offline unless --require-subjects)",
         "gpu: needs a CUDA device",
+        f"{MANIFEST_MARK}(path): set by the plugin on the claim tests a manifest file collects (its subject only)",
     ):
         config.addinivalue_line("markers", line)
+    config.stash[INSTANCES] = {}
     config.stash[LOAD_ERRORS] = {}
     config.stash[OUTCOMES] = Outcomes()
     config.pluginmanager.register(config.stash[OUTCOMES], "verify-outcomes")
@@ -239,17 +249,60 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         raise pytest.Collector.CollectError(f"{where}({name!r}): no claim of that name is registered "
                                             f"(registered: {', '.join(sorted(claim_registry.claims()))})")
     try:
-        declaring = subjects(metafunc.config).declaring(name)
+        declared = subjects(metafunc.config).instances(name)
     except ManifestError as err:
         raise pytest.Collector.CollectError(str(err)) from None
+    only = metafunc.definition.get_closest_marker(MANIFEST_MARK)
+    if only is not None:
+        declared = [(m, key) for m, key in declared if m.path.resolve() == Path(only.args[0]).resolve()]
     cases = []
-    if not declaring:  # one visible skip instead of pytest's anonymous empty parameter set
+    if not declared:  # one visible skip instead of pytest's anonymous empty parameter set
         cases.append(pytest.param(None, None, id="no-subject", marks=pytest.mark.skip(reason=f"{NO_SUBJECT}: {name}")))
-    for m in declaring:
+    for m, key in declared:
         on_hub = bool(m.model.name) or any(sources.is_remote(s) for s in (m.model.weights, m.model.config, m.data.path,
                                                                            *(s.path for s in m.saes.values())))
-        cases.append(pytest.param(m.name, m.claims[name], id=m.name, marks=[pytest.mark.hub] if on_hub else []))
+        case = m.name if key == name else f"{m.name}/{key.split('.', 1)[1]}"  # a named instance: subject/INSTANCE
+        metafunc.config.stash[INSTANCES][f"{metafunc.definition.nodeid}[{case}]"] = key
+        cases.append(pytest.param(m.name, m.claims[key], id=case, marks=[pytest.mark.hub] if on_hub else []))
     metafunc.parametrize(("subject", "params"), cases, indirect=["subject"])
+
+
+def claim_key(item) -> str:
+    """The claim table a claim test measures: the claim's name, or "NAME.INSTANCE" for a named instance."""
+    return item.config.stash[INSTANCES].get(item.nodeid, item.get_closest_marker("claim").args[0])
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+    """A manifest in the subjects folder is a test file, as a .py file is: it collects a test per claim it
+    declares (the claims/ one-liner), parametrized by its subject and named instances, so a project of
+    manifests and a pytest.ini runs with plain `pytest`."""
+    if file_path.suffix != ".toml":
+        return None
+    folder = subjects_dir(parent.config)
+    if folder is None or file_path.parent.resolve() != folder.resolve():
+        return None
+    return ManifestFile.from_parent(parent, path=file_path)
+
+
+def claim_test(measurement, params, claim, verdict):
+    """The claim's checks, after its preconditions, on this manifest's subject."""
+    verdict(claim.checks(measurement, params))
+
+
+class ManifestFile(pytest.Module):
+    """The claim tests of one manifest: a module made in memory, one `test_NAME` per registered claim
+    the manifest declares, each run on this manifest's subject only (its named instances as cases)."""
+
+    def _getobj(self):
+        found = subjects(self.config)
+        m = next((m for m in found.manifests.values() if m.path.resolve() == self.path.resolve()), None)
+        module = types.ModuleType(f"verify_manifest_{self.path.stem}")
+        names = [] if m is None else sorted({claim_name(key) for key in m.claim_tables} & set(claim_registry.claims()))
+        for name in names:
+            test = types.FunctionType(claim_test.__code__, claim_test.__globals__, f"test_{name}")
+            test.__doc__ = claim_registry.get_claim(name).summary or claim_test.__doc__
+            setattr(module, f"test_{name}", getattr(pytest.mark, MANIFEST_MARK)(str(self.path))(pytest.mark.claim(name)(test)))
+        return module
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's loadgroup reads the xdist_group marks
@@ -260,6 +313,12 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         subjects(config).resolve(strict=True)
     except ManifestError as err:
         raise pytest.UsageError(str(err)) from None
+    # a claim a test module already runs on a subject is not run again from that subject's manifest file
+    # (a project with claim tests of its own, collected from its root, sees its manifests too)
+    covered = {(subject_of(item), claim_key(item)) for item in items
+               if subject_of(item) is not None and item.get_closest_marker(MANIFEST_MARK) is None}
+    items[:] = [item for item in items if item.get_closest_marker(MANIFEST_MARK) is None
+                or (subject_of(item), claim_key(item)) not in covered]
     for item in items:
         name = subject_of(item)
         if name is not None:
@@ -284,12 +343,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     name = subject_of(item)
     if name is None:
         return
-    claim = item.get_closest_marker("claim").args[0]
+    key = claim_key(item)
     m = subjects(item.config).manifests.get(name)
-    max_drift = None if m is None else m.max_drift.get(claim)
-    absent = None if m is None else m.expected_absent.get(claim)
-    item.user_properties.append(claim_property(name, claim_registry.get_claim(claim), item.callspec.params["params"],
-                                               max_drift, absent))
+    max_drift = None if m is None else m.max_drift.get(key)
+    absent = None if m is None else m.expected_absent.get(key)
+    registered = claim_registry.get_claim(item.get_closest_marker("claim").args[0])
+    # a named instance is recorded under its own key, so the ledger and the drift gate keep instances apart
+    recorded = registered if key == registered.name else dataclasses.replace(registered, name=key)
+    item.user_properties.append(claim_property(name, recorded, item.callspec.params["params"], max_drift, absent))
 
 
 @pytest.fixture
@@ -413,7 +474,7 @@ def expected_absent(item: pytest.Item) -> str | None:
     """The manifest's expect_reason where it declares this claim absent on the subject, else None."""
     name = subject_of(item)
     m = None if name is None else subjects(item.config).manifests.get(name)
-    return None if m is None else m.expected_absent.get(item.get_closest_marker("claim").args[0])
+    return None if m is None else m.expected_absent.get(claim_key(item))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
