@@ -2,7 +2,8 @@
 othello-tiny's weights in a bridge over TransformerLens' native model give the same logits, the same
 activation at every HookedTransformer hook name, the same hook shapes and the same head ablation
 (measured: exactly equal, difference 0.0 on CPU float32; the stated tolerance is 1e-5), but for
-`attn.hook_attn_scores`, which on the bridge holds the softmaxed pattern (measured). Not yet on
+`attn.hook_attn_scores`, which on the bridge holds the softmaxed pattern (measured); othello-tiny's
+F5 and F4 claims give the same verdicts and values within 1e-5 on both. Not yet on
 a bridge: start_at_layer (TransformerLens 3.9 raises NotImplementedError), which fidelity's splice
 and feature claims use, and the random-model baselines, which build `type(model)(cfg)`."""
 
@@ -76,3 +77,21 @@ def test_start_at_layer_is_what_a_bridge_lacks(pair, tokens):
     assert model(resid, start_at_layer=2).shape == (8, 59, 61)
     with pytest.raises(NotImplementedError, match="start_at_layer is not supported in TransformerBridge"):
         bridge(resid, start_at_layer=2)
+
+
+@pytest.mark.parametrize("name", ["legal_move_rate", "neuron_fires_on_one_move"])
+def test_an_embedded_subject_s_claims_give_the_same_verdicts(othello_tiny, name):
+    """othello-tiny's claims that read activations only (no start_at_layer): same verdict, every
+    value within the tolerance, with the model as a HookedTransformer and as a TransformerBridge."""
+    from verify import registry
+    from verify.verdicts import Check
+
+    claim, params = registry.get_claim(name), othello_tiny.manifest.claims[name]
+    bridged = othello_tiny.with_weights(model=to_bridge(othello_tiny.model))
+    found = []
+    for subject in (othello_tiny, bridged):
+        found.append([c for c in claim.check(subject, params) if isinstance(c, Check)])  # preconditions, then the claim
+    assert [c.what for c in found[0]] == [c.what for c in found[1]] and found[0]
+    for ours, theirs in zip(*found):
+        assert ours.passed == theirs.passed, (ours, theirs)
+        assert abs(ours.estimate.value - theirs.estimate.value) <= TOLERANCE, (ours, theirs)
