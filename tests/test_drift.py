@@ -324,3 +324,15 @@ def test_compare_report_and_merge_read_ledgers_without_torch(tmp_path):
             "assert status == 0, status; assert 'torch' not in sys.modules, 'torch was imported'")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
+
+
+def test_report_shows_the_drift_of_a_renamed_subject_with_as(tmp_path):
+    old = saved(tmp_path, make(record("ckpt-1", checks=[check(value=0.9)])), "old.json")
+    new_dir = tmp_path / "new"
+    new_dir.mkdir()
+    saved(new_dir, make(record("ckpt-2", checks=[check(value=0.85)])))
+    rc, out, err = cli("report", str(new_dir), "--baseline", str(old), "--as", "ckpt-1=ckpt-2")
+    assert rc == 0, err
+    assert "ckpt-1 -&gt; ckpt-2" in (new_dir / "report.html").read_text() or "ckpt-1 -> ckpt-2" in (new_dir / "report.md").read_text()
+    rc, _, err = cli("report", str(new_dir), "--as", "ckpt-1=ckpt-2")
+    assert rc == 2 and "--as needs --baseline" in err
