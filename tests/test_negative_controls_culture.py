@@ -102,3 +102,18 @@ def test_splice_claim_with_too_few_broken_puzzles_is_not_measurable(culture_tiny
     params = dataclasses.replace(culture_tiny.manifest.claims["sae_splice_restores"], min_cases=10_000)
     with pytest.raises(ValueError, match=r"breaks \d+ translate puzzles \(min_cases 10000\): too few"):
         claim.check(culture_tiny, params)
+
+
+def test_a_culture_claim_naming_an_sae_without_a_task_is_not_measurable_in_one_line():
+    """The framework's fidelity precondition reads the claim's task; a claim without one is told so
+    (a ValueError: not measurable), not an AttributeError traceback."""
+    from dataclasses import dataclass
+
+    from verify.culture.findings import claim_sae_fidelity
+
+    @dataclass(frozen=True)
+    class NoTask:
+        sae: str
+
+    with pytest.raises(ValueError, match="names SAE 'mlp3' but has no `task` parameter"):
+        claim_sae_fidelity(None, "mlp3", NoTask("mlp3"))

@@ -404,7 +404,17 @@ def splice_preconditions(subject, p: SAESpliceRestores) -> list:
 
 
 # every culture claim that names an SAE is measured on one task's puzzles (its `task`)
-register_domain(Domain("culture", sae_fidelity=lambda subject, sae, p: sae_fidelity(subject, sae, p.task)))
+def claim_sae_fidelity(subject, sae_name: str, p) -> list:
+    """The fidelity precondition the framework applies to every culture claim naming an SAE: measured
+    on the claim's own task's puzzles, so such a claim must say which task it reads."""
+    task = getattr(p, "task", None)
+    if not isinstance(task, str):
+        raise ValueError(f"{type(p).__name__} names SAE {sae_name!r} but has no `task` parameter: culture measures "
+                         f"an SAE's fidelity on the claim's task's puzzles")
+    return sae_fidelity(subject, sae_name, task)
+
+
+register_domain(Domain("culture", sae_fidelity=claim_sae_fidelity))
 
 
 register_claim(Claim("solved_rate", "culture", SolvedRate, measure_solved_rate, judge_solved_rate, version=3,
