@@ -58,10 +58,10 @@ def test_culture_manifest_on_a_local_replica_runs_every_claim(pytester, tmp_path
 def test_hub_subjects_are_listed_as_skipped_offline(pytester, tmp_path):
     result = run(pytester, str(ROOT / "claims"), "-rs", "--subjects-dir", str(ROOT / "fixtures" / "subjects"),
                  "--subject", "culture-gpt-0", "--subject", "othello-gpt", env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
-    result.assert_outcomes(skipped=7)
+    result.assert_outcomes(skipped=11)  # 7 claims of the two hub subjects, and the 4 token claims neither declares
     for line in ("*not available offline: tommyp111/culture-gpt/gpt_000.pth*",
                  "*not available offline: Baidicoot/Othello-GPT-Transformer-Lens/synthetic_model.pth*",
-                 "*skipped for a missing subject: 7*"):
+                 "*skipped for a missing subject: 7; no subject declares the claim: 4*"):
         result.stdout.fnmatch_lines([line])
 
 

@@ -62,14 +62,18 @@ def test_feature_claim_fails_with_features_permuted(othello_tiny):
     assert verdict(bad, "feature_tracks_empty_square")
 
 
-def test_feature_claim_is_not_measurable_on_a_random_model(othello_tiny):
+def test_the_sae_of_a_random_model_is_not_measurable_and_the_feature_claim_fails_first(othello_tiny):
     """Zero-ablating blocks.3.hook_resid_pre of an untrained model leaves its loss where it was
-    (-0.002 of it on 1000 games): loss recovered, a ratio over that difference, is not measurable,
-    so the claim is not either; it never passes."""
+    (-0.002 of it on 1000 games): loss recovered, a ratio over that difference, is not measurable.
+    The feature claim never gets there: it fails on the legal-move rate it rests on, and never passes."""
+    from verify.othello.findings import sae_fidelity
+
     bad = mutated(othello_tiny, model=random_model(othello_tiny))
     with pytest.raises(ValueError, match=r"loss recovered on blocks.3.hook_resid_pre is not measurable: zero-ablating the hook "
                                          r"raises the loss by -0\.0\d+ \[-0\.0\d+, -?0\.0\d+\] \(95% CI\) of the clean loss"):
-        registry.get_claim("feature_tracks_empty_square").check(bad, bad.manifest.claims["feature_tracks_empty_square"])
+        sae_fidelity(bad, "resid", bad.manifest.claims["feature_tracks_empty_square"])
+    failed = failed_checks(bad, "feature_tracks_empty_square")
+    assert len(failed) == 1 and "FAIL precondition: top-1 prediction is a legal move" in failed[0], failed
 
 
 @pytest.mark.parametrize(("clean", "zero", "measurable"), [(2.0, 2.0, False), (2.0, 2.1, False), (2.0, 1.5, False), (2.0, 2.4, True)])

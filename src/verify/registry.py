@@ -90,14 +90,19 @@ class Claim:
     def precondition_checks(self, subject, params) -> list:
         """The domain's competence check (if the claim assumes it), the claim's own preconditions,
         then the domain's SAE fidelity check for each SAE the parameters name (what the model does
-        before what is read from it). A ValueError: not measurable."""
+        before what is read from it). Where the model already fails what the claim assumes, its SAEs
+        are not measured: the claim fails on that line (an SAE's loss recovered on a model that does
+        nothing may not even be measurable). A ValueError: not measurable."""
         from verify.params import SAERef, kinds
+        from verify.verdicts import failures
 
         domain = get_domain(self.domain)
         checks = []
         if self.assumes_competence:
             checks += domain.competence(subject, params)  # present: register_claim refused the claim otherwise
         checks += self.preconditions(subject, params) if self.preconditions else []
+        if failures(checks):
+            return checks
         for field, kind in kinds(self.params).items():
             if isinstance(kind, SAERef):
                 if domain is None or domain.sae_fidelity is None:
