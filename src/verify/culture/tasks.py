@@ -18,6 +18,7 @@ import torch
 from verify import diskcache, timing
 from verify.culture.data import TASKS, Split, check_task, row_digest, row_hashes
 from verify.culture.layout import MARKERS, PuzzleLayout
+from verify.splits import first_distinct
 
 A, FA, B, FB = MARKERS["A"], MARKERS["f(A)"], MARKERS["B"], MARKERS["f(B)"]
 # block order of each structure, as (pair, which) with pair 0 = (A, f(A)), 1 = (B, f(B)); which 0 = input
@@ -293,21 +294,18 @@ def draw_split(task: str, n: int, seed: int, layout: PuzzleLayout, exclude: froz
     split's, for a confirmation split), and drawing on until n are taken: without a skip, the first n
     puzzles are generate_task's. The Split counts the skips."""
     rng = np.random.default_rng([seed, TASKS.index(check_task(task))])
-    taken, seen, shared, repeated = [], set(), 0, 0
-    with timing.stage("data"):
+    drawn = []
+
+    def digests():
         for _ in range(MAX_DRAWS * n + 1000):
-            if len(taken) == n:
-                return Split(torch.from_numpy(np.stack(taken) if taken else np.zeros((0, layout.length), dtype=np.int64)),
-                             shared, repeated)
-            tokens = make_quiz(task, rng, layout)[0]
-            digest = row_digest(tokens)
-            if digest in exclude:
-                shared += 1
-            elif digest in seen:
-                repeated += 1
-            else:
-                seen.add(digest)
-                taken.append(tokens)
+            drawn.append(make_quiz(task, rng, layout)[0])
+            yield row_digest(drawn[-1])
+
+    with timing.stage("data"):
+        keep, shared, repeated = first_distinct(digests(), n, exclude)
+    if len(keep) == n:
+        return Split(torch.from_numpy(np.stack([drawn[i] for i in keep]) if keep else np.zeros((0, layout.length), dtype=np.int64)),
+                     shared, repeated)
     raise ValueError(f"task {task}: {n} distinct puzzles not found in {MAX_DRAWS * n + 1000} draws on a "
                      f"{layout.height}x{layout.width} grid ({shared} met in the selection split, {repeated} repeats)")
 

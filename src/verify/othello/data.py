@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from verify.othello import rules
+from verify.splits import first_distinct
 
 
 def split(subject, which: str) -> rules.Games:
@@ -36,18 +37,7 @@ def distinct_games(n: int, seed: int, held_out_from: rules.Games | None = None,
     wanted = n
     for _ in range(8):
         games = rules.generate_games(wanted, seed, **({} if batch is None else {"batch": batch}))
-        keep, seen, shared, repeated = [], set(), 0, 0
-        for i, row in enumerate(games.squares):
-            if len(keep) == n:
-                break
-            key = row.tobytes()
-            if key in exclude:
-                shared += 1
-            elif key in seen:
-                repeated += 1
-            else:
-                seen.add(key)
-                keep.append(i)
+        keep, shared, repeated = first_distinct((row.tobytes() for row in games.squares), n, exclude)
         if len(keep) == n:
             return games.take(np.array(keep, dtype=np.int64)), shared, repeated
         wanted += 2 * (n - len(keep)) + 16

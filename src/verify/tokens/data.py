@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from verify import timing
+from verify.splits import first_distinct
 
 BUILT_IN_SETS = ("all", "first", "repeat", "seen_before")
 FINGERPRINT_SEQUENCES = 16
@@ -143,18 +144,7 @@ def generate(opts: RepeatedTokens, n: int, seed: int) -> TokenData:
 def distinct(data: TokenData, n: int, exclude: set[bytes]) -> tuple[TokenData, int, int]:
     """The first n rows of `data` that repeat no earlier row and none in `exclude`, and how many
     rows were skipped for each reason."""
-    keep, seen, shared, repeated = [], set(), 0, 0
-    for i, row in enumerate(data.tokens):
-        if len(keep) == n:
-            break
-        key = row.tobytes()
-        if key in exclude:
-            shared += 1
-        elif key in seen:
-            repeated += 1
-        else:
-            seen.add(key)
-            keep.append(i)
+    keep, shared, repeated = first_distinct((row.tobytes() for row in data.tokens), n, exclude)
     if len(keep) < n:
         raise ValueError(f"only {len(keep)} distinct sequences of {n} wanted")
     idx = np.array(keep)
