@@ -197,7 +197,9 @@ def test_drift_tolerance_comes_from_max_drift_or_the_intervals():
         return ledger.Measured(what="x", kind="check", value=value, lo=lo, hi=hi, bound_lo=0.0, passed=True)
 
     record = ledger.ClaimRecord(subject="s", claim="c", claim_version=1, params={}, verdict="held")
-    assert drift.tolerance(record, line(0.5, 0.45, 0.55), line(0.5, 0.42, 0.58)) == pytest.approx((0.05**2 + 0.08**2) ** 0.5)
+    # the new interval narrows the tolerance, never widens it past the baseline's half-width
+    assert drift.tolerance(record, line(0.5, 0.45, 0.55), line(0.5, 0.42, 0.58)) == pytest.approx((0.05**2 + 0.05**2) ** 0.5)
+    assert drift.tolerance(record, line(0.5, 0.45, 0.55), line(0.5, 0.48, 0.52)) == pytest.approx((0.05**2 + 0.02**2) ** 0.5)
     assert drift.tolerance(record.model_copy(update={"max_drift": 0.01}), line(0.5, 0.4, 0.6), line(0.5, 0.4, 0.6)) == 0.01
     assert drift.row("s", record, line(0.5, 0.5, 0.5), line(0.5000001, 0.5000001, 0.5000001)).status == "moved"
     assert drift.row("s", record, line(0.5, 0.45, 0.55), line(0.52, 0.47, 0.57)).status == "ok"
