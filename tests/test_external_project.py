@@ -61,3 +61,34 @@ def test_own_claim_fails_where_it_does_not_hold(installed, tmp_path):
     assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout + result.stderr
     assert "FAIL mean residual norm at blocks.2.hook_resid_post = " in result.stdout
     assert "claims executed: 1 (0 held, 1 failed)" in result.stdout
+
+
+def readme_manifest_project(tmp_path: Path, moved: bool) -> Path:
+    """The README's "Pin a finding about your own model" project (a pytest.ini and one manifest, no
+    Python) pointing at induction-tiny's files; `moved`: every claim's bound set past its value."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Pin a finding about your own model"):]
+    manifest = section[section.index("```toml\n") + len("```toml\n"): section.index("\n```\n")]
+    manifest = manifest.replace('"model/', f'"{(ROOT / "fixtures" / "induction-tiny").as_posix()}/')
+    if moved:  # each past its value: head 0.1's score 0.43, scores < 1, nats lost < 5, L0 > 0.5
+        for old, new in (("max_score = 0.48", "max_score = 0.40"), ("min_score = 0.94", "min_score = 1.0"),
+                         ("min_effect = 0.32", "min_effect = 5.0"), ("max_l0 = ", "min_l0 = 0.0\nmax_l0 = 0.5\n# was ")):
+            assert old in manifest, old
+            manifest = manifest.replace(old, new)
+    project = tmp_path / "manifest-only"
+    (project / "subjects").mkdir(parents=True)
+    (project / "pytest.ini").write_text("[pytest]\nverify_subjects_dir = subjects\n")
+    (project / "subjects" / "mine.toml").write_text(manifest)
+    return project
+
+
+@pytest.mark.parametrize("moved", [False, True], ids=["as-written", "bounds-moved"])
+def test_manifest_only_project_runs_against_the_installed_wheel(installed, tmp_path, moved):
+    """No Python in the project: the wheel's plugin collects the manifest's four claims (two named
+    instances of attention_pattern, an ablation, an SAE's quality); each holds as written and each
+    fails once its bound is moved past the measured value."""
+    result = run_pytest(installed, readme_manifest_project(tmp_path, moved))
+    expected = pytest.ExitCode.TESTS_FAILED if moved else pytest.ExitCode.OK
+    assert result.returncode == expected, result.stdout + result.stderr
+    assert ("claims executed: 4 (0 held, 4 failed)" if moved else "claims executed: 4 (4 held, 0 failed)") in result.stdout
+    assert "subjects/mine.toml::test_attention_pattern[my-model/induction_1_0]" in result.stdout
