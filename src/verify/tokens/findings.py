@@ -48,7 +48,7 @@ HEAD_AXIS = {"attn.hook_z": 2, "attn.hook_q": 2, "attn.hook_k": 2, "attn.hook_v"
 
 register_source(DataSource("tokens-synthetic", "tokens", options=token_data.RepeatedTokens,
                            fingerprint_batch=token_data.fingerprint_batch))
-register_source(DataSource("tokens-dataset", "tokens", open=token_data.open_manifest_dataset, needs_path=True,
+register_source(DataSource("tokens-dataset", "tokens", options=token_data.DatasetColumns, open=token_data.open_manifest_dataset, needs_path=True,
                            files=token_data.dataset_files, fingerprint_batch=token_data.fingerprint_batch))
 
 
