@@ -32,6 +32,8 @@ def hooks_read(manifest) -> list[str]:
     found = {spec.hook for spec in manifest.saes.values()}
     for params in manifest.claims.values():
         for name, kind in kinds(type(params)).items():
+            if getattr(params, name) is None:  # an optional field left out
+                continue
             if isinstance(kind, HookPoint):
                 found.add(getattr(params, name))
             elif isinstance(kind, SAERef):

@@ -11,7 +11,9 @@ A claim's parameter dataclass annotates its fields with these, e.g.
 
 and `check_params` refuses, naming the manifest and field, a hook the model does not have, an SAE
 the manifest does not declare, an index outside the width it indexes; `check_values` refuses NaN,
-a value outside its kind's Range (Fraction, Correlation, Count) and a min_X above its max_X. Layer and head indices (`Layer`, `Head`) are checked against the
+a value outside its kind's Range (Fraction, Correlation, Count) and a min_X above its max_X. A kind
+may annotate an optional field (`Annotated[str | None, SAERef()] = None`, a claim naming one of two
+alternatives): None, the field left out, is not checked and names nothing. Layer and head indices (`Layer`, `Head`) are checked against the
 model's n_layers and n_heads. Hook points and widths come
 from the subject's `Shape`, which the loaders derive from the model's config alone.
 """
@@ -147,6 +149,8 @@ def check_params(params, shape: Shape, where: str) -> list[str]:
     for name, kind in kinds(type(params)).items():
         value = getattr(params, name)
         at = f"{where} {name}"
+        if value is None:  # an optional field left out (e.g. `Annotated[str | None, SAERef()] = None`): nothing to check
+            continue
         if isinstance(kind, SAERef) and value not in shape.saes:
             problems.append(f"{at}: {value!r} is not declared under [saes] (declared: {', '.join(shape.saes) or 'none'})")
         elif isinstance(kind, HookPoint) and shape.hooks is not None:

@@ -13,9 +13,11 @@
 - `sae_quality`: an SAE's explained variance and loss recovered when spliced (verify.fidelity), L0
   and the share of features that never fire, on the confirmation split; a randomly initialised SAE
   of the same config is printed as the baseline.
-- `feature_tracks_label`: Pearson r between an SAE feature's activation and a position label (a
-  position set, or "the token is one of label_tokens"), AUROC, and the margin over the best feature
-  of a random SAE chosen the same way on the selection split.
+- `feature_tracks_label`: Pearson r between an SAE feature's (`sae`, `feature`) or a neuron's
+  (`hook`, `neuron`: one unit of a vector hook) activation and a position label (a position set, or
+  "the token is one of label_tokens"), AUROC, and the margin over the best feature of a random SAE
+  of the same config (for a neuron: the best unit of the same hook of a randomly initialised model
+  of the same config), chosen the same way on the selection split.
 Every statistic is on the confirmation split; 95% intervals resample whole sequences.
 """
 
@@ -31,7 +33,8 @@ import torch
 from verify import fidelity, stats, timing
 from verify.activations import hook_activations, sae_feature_acts
 from verify.interventions import random_like, random_model_like, sae_splice, zero_ablation
-from verify.params import Correlation, Count, FeatureOf, Fraction, Head, HeadOrWhole, Hook, Layer, Range, SAEName
+from verify.params import (Correlation, Count, FeatureOf, Fraction, Head, HeadOrWhole, Hook, HookPoint, Layer, Range, SAEName,
+                           SAERef, UnitOf)
 from verify.registry import Claim, DataSource, Domain, register_claim, register_domain, register_source
 from verify.tokens import data as token_data
 from verify.tokens.data import TokenData, input_tokens, previous_occurrence, split
@@ -124,9 +127,14 @@ class SAEQuality:
 
 @dataclass(frozen=True)
 class FeatureTracksLabel:
-    sae: SAEName
-    feature: Annotated[int, FeatureOf("sae")]
-    min_correlation: Correlation
+    """The unit is an SAE feature (`sae`, `feature`) or a neuron (`hook`, `neuron`: one unit of a
+    vector hook), exactly one of the two."""
+
+    sae: Annotated[str | None, SAERef()] = None
+    feature: Annotated[int | None, FeatureOf("sae")] = None
+    # required (missing: refused in __post_init__); a default only so that sae and feature, which the
+    # neuron form leaves out, keep their places before it
+    min_correlation: Correlation = math.nan
     max_correlation: Correlation = 1.0
     label: str = "seen_before"  # a position set; ignored when label_tokens is given
     label_tokens: tuple[int, ...] = ()  # label: the position's token is one of these
@@ -135,10 +143,26 @@ class FeatureTracksLabel:
     min_margin_over_random: float = 0.0  # over the best random-SAE feature chosen on the selection split
     random_seed: int = 0
     min_cases: Count = 100  # labelled and unlabelled positions each
+    hook: Annotated[str | None, HookPoint(vector=True)] = None
+    neuron: Annotated[int | None, UnitOf("hook")] = None
 
     def __post_init__(self) -> None:
+        if math.isnan(self.min_correlation):
+            raise ValueError("missing key 'min_correlation'")
+        sae_form, neuron_form = (self.sae, self.feature), (self.hook, self.neuron)
+        if any(v is not None for v in sae_form) and any(v is not None for v in neuron_form):
+            raise ValueError("sae, feature and hook, neuron: name one unit, an SAE feature (sae and feature) or a neuron "
+                             "(hook and neuron), not both")
+        if all(v is None for v in (*sae_form, *neuron_form)):
+            raise ValueError("no unit: name an SAE feature (sae and feature) or a neuron (hook and neuron)")
+        for (a, b), (x, y) in ((("sae", "feature"), sae_form), (("hook", "neuron"), neuron_form)):
+            if (x is None) != (y is None):
+                raise ValueError(f"{b if y is None else a}: missing; {a} and {b} name the unit together")
         check_position_set(self.label, "label")
         check_position_set(self.positions, "positions")
+
+    def unit(self) -> str:
+        return f"SAE {self.sae} feature {self.feature}" if self.sae is not None else f"neuron {self.neuron} of {self.hook}"
 
 
 # --- shared measurements ------------------------------------------------------------------------------
@@ -358,7 +382,9 @@ def fidelity_of(subject, sae_name: str, which: str = "confirmation"):
     return subject.cached(("sae fidelity", sae_name, which), measure)
 
 
-def sae_fidelity(subject, sae_name: str, p=None) -> list:
+def sae_fidelity(subject, sae_name: str | None, p=None) -> list:
+    if sae_name is None:  # an optional SAE field left out (feature_tracks_label on a neuron): no SAE is read
+        return []
     spec = subject.manifest.saes[sae_name]
     ev, recovered = fidelity_of(subject, sae_name)
     return [Check(f"precondition: SAE {sae_name} explained variance on {spec.hook} (fidelity v{fidelity.DEFINITION_VERSION})", ev,
@@ -414,7 +440,7 @@ def judge_sae_quality(m: Quality, p: SAEQuality) -> list:
 class LabelTracking:
     correlation: stats.Estimate
     auroc: float
-    random_feature: int
+    random_feature: int  # the baseline's best unit: a random SAE's feature, or a random model's neuron
     random_correlation: stats.Estimate
     margin: stats.Estimate
     firing_rate: float
@@ -441,44 +467,56 @@ def best_label_feature(feats: torch.Tensor, label: np.ndarray, mask: np.ndarray)
     return int(torch.nan_to_num(corr, nan=-1.0).argmax())
 
 
+def unit_acts(subject, p: FeatureTracksLabel, which: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ours, baseline units), (sequences, positions, units) each, on a split: the claim's SAE's
+    features and a random SAE's of the same config, or its hook's units on the model and on a
+    randomly initialised model of the same config (seeded). `p.feature` / `p.neuron` index ours."""
+    if p.sae is not None:
+        acts = split_acts(subject, subject.model, "model", which, subject.manifest.saes[p.sae].hook)
+        sae = subject.saes[p.sae]
+        return sae_feature_acts(sae, acts), sae_feature_acts(random_like(sae, p.random_seed), acts)
+    rand = random_model(subject, p.random_seed)
+    return (split_acts(subject, subject.model, "model", which, p.hook),
+            split_acts(subject, rand, f"random model {p.random_seed}", which, p.hook))
+
+
 def measure_feature_label(subject, p: FeatureTracksLabel, which: str = "confirmation") -> LabelTracking:
-    sae = subject.saes[p.sae]
-    hook = subject.manifest.saes[p.sae].hook
     data = split(subject, which)
     label, mask = label_of(data, p), data.positions(p.positions)
     cases = (int((label & mask).sum()), int((~label & mask).sum()))
     if min(cases) < p.min_cases:
         raise ValueError(f"only {cases[0]} labelled and {cases[1]} unlabelled positions ({label_name(p)}; min_cases {p.min_cases})")
-    acts = split_acts(subject, subject.model, "model", which, hook)
-    feature = sae_feature_acts(sae, acts)[..., p.feature].double().cpu().numpy()
-    # baseline: a random SAE of the same config, its best feature chosen on the selection split
-    rand = random_like(sae, p.random_seed)
+    units, rand_units = unit_acts(subject, p, which)
+    unit = units[..., p.feature if p.sae is not None else p.neuron].double().cpu().numpy()
+    # baseline: the random SAE's (random model's) best unit, chosen on the selection split
     sel = split(subject, "selection")
-    rand_feature = best_label_feature(sae_feature_acts(rand, split_acts(subject, subject.model, "model", "selection", hook)),
-                                      label_of(sel, p), sel.positions(p.positions))
-    rand_acts = sae_feature_acts(rand, acts)[..., rand_feature].double().cpu().numpy()
+    rand_unit = best_label_feature(unit_acts(subject, p, "selection")[1], label_of(sel, p), sel.positions(p.positions))
+    rand_acts = rand_units[..., rand_unit].double().cpu().numpy()
     y = label.astype(np.float64)
-    ours, base = masked_correlation_sums(feature, y, mask), masked_correlation_sums(rand_acts, y, mask)
+    ours, base = masked_correlation_sums(unit, y, mask), masked_correlation_sums(rand_acts, y, mask)
     joint = np.concatenate([ours, base], -1)
     return LabelTracking(
         correlation=stats.cluster_bootstrap(ours, stats.pearson),
-        auroc=stats.auroc(feature[mask], label[mask]),
-        random_feature=rand_feature,
+        auroc=stats.auroc(unit[mask], label[mask]),
+        random_feature=rand_unit,
         random_correlation=stats.cluster_bootstrap(base, stats.pearson),
         margin=stats.cluster_bootstrap(joint, lambda t: stats.pearson(t[..., :6]) - stats.pearson(t[..., 6:])),
-        firing_rate=float((feature[mask] > 0).mean()),
+        firing_rate=float((unit[mask] > 0).mean()),
         cases=cases,
     )
 
 
 def judge_feature_label(m: LabelTracking, p: FeatureTracksLabel) -> list:
+    baseline = (f"random-SAE feature {m.random_feature}" if p.sae is not None
+                else f"neuron {m.random_feature} of {p.hook} of a randomly initialised model (seed {p.random_seed})")
+    best = "best random-SAE feature's" if p.sae is not None else "best neuron of a randomly initialised model's"
     return [
-        Check(f"r(SAE {p.sae} feature {p.feature} act, {label_name(p)}) over {p.positions} positions "
+        Check(f"r({p.unit()} act, {label_name(p)}) over {p.positions} positions "
               f"({m.cases[0]} labelled, {m.cases[1]} not)", m.correlation, p.min_correlation, p.max_correlation),
         Check("AUROC of the activation for the label", point(m.auroc), p.min_auroc),
-        Check(f"margin over random-SAE feature {m.random_feature}", m.margin, p.min_margin_over_random),
-        Note("baseline: best random-SAE feature's r (chosen on the selection split)", m.random_correlation),
-        Note("feature firing rate", point(m.firing_rate)),
+        Check(f"margin over {baseline}", m.margin, p.min_margin_over_random),
+        Note(f"baseline: {best} r (chosen on the selection split)", m.random_correlation),
+        Note("firing rate (activation > 0)" if p.sae is None else "feature firing rate", point(m.firing_rate)),
     ]
 
 
@@ -490,4 +528,4 @@ register_claim(Claim("ablation_effect", "tokens", AblationEffect, measure_ablati
 register_claim(Claim("sae_quality", "tokens", SAEQuality, measure_sae_quality, judge_sae_quality, version=1,
                      summary="an SAE's explained variance, loss recovered, L0 and dead features"))
 register_claim(Claim("feature_tracks_label", "tokens", FeatureTracksLabel, measure_feature_label, judge_feature_label, version=1,
-                     summary="an SAE feature's activation tracks a token-level label, above a random SAE's best feature"))
+                     summary="an SAE feature's (or neuron's) activation tracks a token-level label, above a random SAE's (model's) best unit"))
