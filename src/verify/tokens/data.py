@@ -81,6 +81,7 @@ class TokenData:
 
     tokens: np.ndarray
     sets: dict = field(default_factory=dict)
+    no_sets: str = ""  # why a set the data lacks cannot be there (said when one is asked for)
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -94,14 +95,15 @@ class TokenData:
         if name == "seen_before":
             return seen_before(self.tokens)
         if name not in self.sets:
-            raise ValueError(f"no position set {name!r} in this data (sets: {', '.join(self.names())})")
+            raise ValueError(f"no position set {name!r} in this data (sets: {', '.join(self.names())})"
+                             + (f"; {self.no_sets}" if self.no_sets else ""))
         return self.sets[name]
 
     def names(self) -> list[str]:
         return ["all", "seen_before", *self.sets]
 
     def take(self, n: int) -> TokenData:
-        return TokenData(self.tokens[:n], {k: v[:n] for k, v in self.sets.items()})
+        return TokenData(self.tokens[:n], {k: v[:n] for k, v in self.sets.items()}, self.no_sets)
 
 
 def previous_occurrence(tokens: np.ndarray) -> np.ndarray:
@@ -185,7 +187,8 @@ def split(subject, which: str) -> TokenData:
         elif data.options.is_text:
             made = text_split(subject, which)
         else:
-            made = dataset_split(subject.data("opened", lambda: open_manifest_dataset(subject.manifest)), data.size, which)
+            made = dataset_split(subject.data("opened", lambda: open_manifest_dataset(subject.manifest)), data.size, which,
+                                 data.options.column)
         d_vocab = subject.model.cfg.d_vocab
         if made.tokens.max() >= d_vocab:
             raise ValueError(f"{subject.manifest.where('[data]')}: token id {int(made.tokens.max())} is outside the model's "
@@ -519,4 +522,5 @@ def text_split(subject, which: str) -> TokenData:
     rows, size = text_rows(subject).tokens, subject.manifest.data.size
     if which == "confirmation":
         refuse_shared(rows[:size], rows[size:])
-    return TokenData(rows[:size] if which == "selection" else rows[size:])
+    return TokenData(rows[:size] if which == "selection" else rows[size:],
+                     no_sets="a text column's tokens align with no other column, so boolean columns are no position sets here")
