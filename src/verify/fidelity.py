@@ -16,7 +16,8 @@ recovers when spliced in, on the data a claim is measured on (metric definition 
 Both come with 95% cluster-bootstrap intervals that resample whole sequences (games, puzzles).
 These are sae_lens' usual definitions (its evals compute them from an ActivationsStore of a
 language-model dataset, which our subjects' games and puzzles are not), written here so the claims
-state and version exactly what they print.
+state and version exactly what they print. The tokens domain, whose data are token batches, computes
+loss recovered from SAELens' own get_recons_loss and hands the losses to `recovered_from`.
 """
 
 from __future__ import annotations
@@ -64,12 +65,19 @@ def loss_recovered(losses: Callable[[list[Hook]], np.ndarray], hook: str, sae) -
     """`losses(hooks)` -> (sequences,) summed cross-entropy of each sequence's scored positions (all
     sequences score the same number of positions) with `hooks` applied."""
     clean, zero = losses([]), losses([zero_ablation(hook)])
+    return recovered_from(clean, zero, lambda: losses([sae_splice(hook, sae)]), hook)
+
+
+def recovered_from(clean: np.ndarray, zero: np.ndarray, spliced: Callable[[], np.ndarray] | np.ndarray, hook: str) -> stats.Estimate:
+    """Loss recovered from (sequences,) summed losses however computed (e.g. by SAELens' evals):
+    clean, with the hook zero-ablated, and spliced (the array, or a function computing it, called only
+    where the ratio is measurable)."""
     effect = zero_ablation_effect(clean, zero)
     if not effect.lo >= MIN_ZERO_ABLATION_EFFECT:  # nan included
         raise ValueError(f"loss recovered on {hook} is not measurable: zero-ablating the hook raises the loss by "
                          f"{effect} (95% CI) of the clean loss, not clearly more than {MIN_ZERO_ABLATION_EFFECT} "
                          f"(fidelity v{DEFINITION_VERSION}): the ratio's denominator is too close to zero to divide by")
-    per_sequence = np.stack([clean, zero, losses([sae_splice(hook, sae)])], -1)
+    per_sequence = np.stack([clean, zero, spliced() if callable(spliced) else spliced], -1)
 
     def recovered(totals: np.ndarray) -> np.ndarray:
         c, z, s = totals[..., 0], totals[..., 1], totals[..., 2]

@@ -10,9 +10,18 @@
   head of it, raises the mean loss (or lowers top-1 accuracy) of the token predictions at the
   target positions by at least min_effect and moves them at the control positions by at most
   max_control_effect either way. The same ablation on a randomly initialised model is printed.
-- `sae_quality`: an SAE's explained variance and loss recovered when spliced (verify.fidelity), L0
-  and the share of features that never fire, on the confirmation split; a randomly initialised SAE
-  of the same config is printed as the baseline.
+- `sae_quality`: an SAE's explained variance and loss recovered when spliced (verify.fidelity's
+  definitions, version 2), L0 and the share of features that never fire, on the confirmation split,
+  every position (BOS included); a randomly initialised SAE of the same config is printed as the
+  baseline. Through SAELens' own evaluation code where it gives what our intervals resample: loss
+  recovered is its get_recons_loss's ce_loss_score, from per-sequence sums of its per-token losses;
+  explained variance, L0 and the dead share (SAELens' get_sparsity_and_variance_metrics gives
+  whole-split numbers only) are ours, with SAELens' own printed beside them (they agree to 1e-6 on
+  induction-tiny). SAELens' definitions are ours except that its run_evals by default excludes the
+  tokenizer's special tokens (BOS, EOS, PAD) from every metric and does not splice there; we pass
+  none (our models carry no tokenizer, so its default would exclude nothing either). On
+  induction-tiny, excluding BOS would give loss recovered 0.6010, explained variance 0.8421, L0 184.9
+  (every position: 0.6013, 0.8421, 185.7).
 - `feature_tracks_label`: Pearson r between an SAE feature's (`sae`, `feature`) or a neuron's
   (`hook`, `neuron`: one unit of a vector hook) activation and a position label (a position set, or
   "the token is one of label_tokens"), AUROC, and the margin over the best feature of a random SAE
@@ -23,6 +32,7 @@ Every statistic is on the confirmation split; 95% intervals resample whole seque
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Annotated
@@ -32,7 +42,7 @@ import torch
 
 from verify import fidelity, stats, timing
 from verify.activations import hook_activations, sae_feature_acts
-from verify.interventions import random_like, random_model_like, sae_splice, zero_ablation
+from verify.interventions import random_like, random_model_like
 from verify.params import (Correlation, Count, FeatureOf, Fraction, Head, HeadOrWhole, Hook, HookPoint, Layer, Range, SAEName,
                            SAERef, UnitOf)
 from verify.registry import Claim, DataSource, Domain, register_claim, register_domain, register_source
@@ -114,6 +124,9 @@ class AblationEffect:
 
 @dataclass(frozen=True)
 class SAEQuality:
+    """Measured at every position, BOS included: SAELens' run_evals by default leaves the tokenizer's
+    special tokens out of every metric (the module docstring has what that changes)."""
+
     sae: SAEName
     min_explained_variance: float
     min_loss_recovered: float
@@ -365,9 +378,65 @@ def judge_ablation(m: Effect, p: AblationEffect) -> list:
 
 # --- SAE fidelity (the domain's precondition) and sae_quality -------------------------------------------------
 
+class TokenBatches:
+    """What SAELens' evals read from their ActivationsStore (which streams a language-model dataset):
+    token batches, here a split's sequences in order, every one once."""
+
+    def __init__(self, tokens: torch.Tensor):
+        self.tokens, self.start = tokens, 0
+
+    def get_batch_tokens(self, batch_size: int) -> torch.Tensor:
+        batch = self.tokens[self.start : self.start + batch_size]
+        self.start += batch_size
+        return batch
+
+
+@timing.stage("forward")
+def sae_lens_recons_losses(model, sae, hook: str, tokens: torch.Tensor, batch_size: int = 64) -> dict[str, np.ndarray]:
+    """(sequences,) summed next-token cross-entropy, every position, clean ("ce_loss_without_sae"),
+    with the hook zero-ablated ("ce_loss_with_ablation") and the SAE spliced in ("ce_loss_with_sae"),
+    by SAELens' own sae_lens.evals.get_recons_loss: its ce_loss_score is our loss recovered. Nothing
+    is excluded (ignore_tokens None): SAELens' run_evals by default drops the tokenizer's special
+    tokens (BOS, EOS, PAD) from its means and leaves them unspliced; our claims count every position."""
+    from sae_lens.evals import get_recons_loss
+    from sae_lens.training.activation_scaler import ActivationScaler
+
+    keys = ("ce_loss_without_sae", "ce_loss_with_ablation", "ce_loss_with_sae")
+    sums = {k: [] for k in keys}
+    for i in range(0, len(tokens), batch_size):
+        out = get_recons_loss(sae, model, ActivationScaler(), tokens[i : i + batch_size], compute_kl=False, compute_ce_loss=True,
+                              ignore_tokens=None, hook_name=hook)
+        for k in keys:
+            sums[k].append(out[k].double().sum(1).cpu())
+    return {k: torch.cat(v).numpy() for k, v in sums.items()}
+
+
+@timing.stage("forward")
+def sae_lens_sparsity_and_variance(model, sae, hook: str, tokens: torch.Tensor, batch_size: int = 64) -> dict[str, float]:
+    """SAELens' own explained variance, L0 and share of features that never fire on `tokens`, every
+    position, by sae_lens.evals.get_sparsity_and_variance_metrics (whole-split numbers: it gives no
+    per-sequence pieces to resample)."""
+    from sae_lens.evals import get_sparsity_and_variance_metrics
+    from sae_lens.saes.sae import SAEMetadata
+    from sae_lens.training.activation_scaler import ActivationScaler
+
+    if sae.cfg.metadata.hook_name != hook:  # it reads the hook from the SAE's config, which may name none (a legacy file)
+        sae = copy.copy(sae)  # the same weights, under a config naming the manifest's hook
+        sae.cfg = copy.copy(sae.cfg)
+        sae.cfg.metadata = SAEMetadata(**{**vars(sae.cfg.metadata), "hook_name": hook})
+    metrics, per_feature = get_sparsity_and_variance_metrics(
+        sae, model, TokenBatches(tokens), ActivationScaler(), n_batches=math.ceil(len(tokens) / batch_size), compute_l2_norms=False,
+        compute_sparsity_metrics=True, compute_variance_metrics=True, compute_featurewise_density_statistics=True,
+        eval_batch_size_prompts=batch_size, model_kwargs={}, ignore_tokens=None)
+    dead = float(np.mean(np.asarray(per_feature["feature_density"]) == 0))
+    return {"explained_variance": metrics["explained_variance"], "l0": metrics["l0"], "dead_fraction": dead}
+
+
 def fidelity_of(subject, sae_name: str, which: str = "confirmation"):
-    """(explained variance, loss recovered) of an SAE at its hook on a split, every position
-    (verify.fidelity), computed once per SAE and split."""
+    """(explained variance, loss recovered) of an SAE at its hook on a split, every position,
+    computed once per SAE and split: explained variance by verify.fidelity (per-sequence sums, which
+    SAELens' evals do not give), loss recovered from the per-token losses of SAELens' own
+    get_recons_loss (the same definition as verify.fidelity's, zero-ablation guard included)."""
     spec = subject.manifest.saes[sae_name]
     sae = subject.saes[sae_name]
 
@@ -375,8 +444,9 @@ def fidelity_of(subject, sae_name: str, which: str = "confirmation"):
         tokens = input_tokens(subject, split(subject, which))
         acts = split_acts(subject, subject.model, "model", which, spec.hook)
         ev = fidelity.explained_variance(sae, acts)
-        recovered = fidelity.loss_recovered(lambda hooks: fidelity.summed_cross_entropy(
-            subject.model, tokens, tokens[:, 1:], slice(0, -1), hooks), spec.hook, sae)
+        losses = sae_lens_recons_losses(subject.model, sae, spec.hook, tokens)
+        recovered = fidelity.recovered_from(losses["ce_loss_without_sae"], losses["ce_loss_with_ablation"],
+                                            losses["ce_loss_with_sae"], spec.hook)
         return ev, recovered
 
     return subject.cached(("sae fidelity", sae_name, which), measure)
@@ -402,6 +472,7 @@ class Quality:
     random_explained_variance: stats.Estimate
     random_l0: stats.Estimate
     d_sae: int
+    sae_lens: dict[str, float]  # SAELens' own numbers on the same tokens (sae_lens_sparsity_and_variance)
 
 
 def l0_and_dead(sae, acts: torch.Tensor) -> tuple[stats.Estimate, float]:
@@ -419,7 +490,8 @@ def measure_sae_quality(subject, p: SAEQuality, which: str = "confirmation") -> 
     l0, dead = l0_and_dead(sae, acts)
     rand = random_like(sae, p.random_seed)
     rand_l0, _ = l0_and_dead(rand, acts)
-    return Quality(ev, recovered, l0, dead, fidelity.explained_variance(rand, acts), rand_l0, int(sae.cfg.d_sae))
+    theirs = sae_lens_sparsity_and_variance(subject.model, sae, hook, input_tokens(subject, split(subject, which)))
+    return Quality(ev, recovered, l0, dead, fidelity.explained_variance(rand, acts), rand_l0, int(sae.cfg.d_sae), theirs)
 
 
 def judge_sae_quality(m: Quality, p: SAEQuality) -> list:
@@ -431,6 +503,9 @@ def judge_sae_quality(m: Quality, p: SAEQuality) -> list:
         Check(f"SAE {p.sae} share of its {m.d_sae} features that never fire", point(m.dead_fraction), 0.0, p.max_dead_fraction),
         Note(f"baseline: randomly initialised SAE (seed {p.random_seed}) explained variance", m.random_explained_variance),
         Note("baseline: randomly initialised SAE L0", m.random_l0),
+        Note("SAELens' own explained variance (sae_lens.evals, same tokens, every position)", point(m.sae_lens["explained_variance"])),
+        Note("SAELens' own L0 (sae_lens.evals, same tokens, every position)", point(m.sae_lens["l0"])),
+        Note("SAELens' own share of features that never fire (sae_lens.evals feature density 0)", point(m.sae_lens["dead_fraction"])),
     ]
 
 
