@@ -157,6 +157,17 @@ def test_a_child_in_another_folder_keeps_the_parents_files_and_pins(tmp_path):
     assert m.saes["mlp3"].sha256 == parent.saes["mlp3"].sha256 and m.claims == parent.claims
 
 
+def test_a_child_in_another_folder_keeps_the_parents_dataset_and_tokenizer(tmp_path):
+    model = SUBJECTS_DIR.parent / "induction-tiny"
+    parent = written(tmp_path / "parent.toml", f'name = "text"\ndomain = "tokens"\n[model]\nloader = "hooked_transformer"\n'
+                     f'weights = "{model}/model.safetensors"\nconfig = "{model}/model_config.json"\n'
+                     '[data]\nsource = "tokens-dataset"\npath = "text/rows.jsonl"\nsize = 4\nselection_seed = 0\n'
+                     'confirmation_seed = 1\nlength = 8\ntokenizer = "text/tokenizer.json"\n')
+    m = read_manifest(extending(tmp_path / "deeper" / "child", "", parent=parent))
+    assert sources.local_path(m.data.path, m.dir).resolve() == (tmp_path / "text" / "rows.jsonl").resolve()
+    assert sources.local_path(m.data.options.tokenizer, m.dir).resolve() == (tmp_path / "text" / "tokenizer.json").resolve()
+
+
 def test_a_child_overrides_one_key_of_a_claim_and_inherits_the_rest(tmp_path):
     parent = read_manifest(CULTURE_TINY).claims["ablation_breaks_one_task"]
     m = read_manifest(extending(tmp_path, "[claims.ablation_breaks_one_task]\nmin_broken = 0.5\n"))

@@ -366,7 +366,7 @@ def _rebased(raw: dict, parent_dir: Path, child_dir: Path) -> dict:
         return os.path.relpath(os.path.normpath(parent_dir.resolve() / source), child_dir.resolve())
 
     raw = copy.deepcopy(raw)
-    tables = [(raw.get("model"), ("weights", "config")), (raw.get("data"), ("path",)),
+    tables = [(raw.get("model"), ("weights", "config")), (raw.get("data"), ("path", "tokenizer")),
               *((sae, ("path",)) for sae in (raw["saes"].values() if isinstance(raw.get("saes"), dict) else ()))]
     for table, keys in tables:
         if isinstance(table, dict):
