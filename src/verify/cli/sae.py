@@ -1,4 +1,5 @@
-"""Train an sae_lens standard SAE on one hook of a model, from activations cached once.
+"""Train an sae_lens SAE (standard, L1, by default; or TopK) on one hook of a model, from
+activations cached once.
 
 sae_lens' model-driven runner re-runs the model for every buffer; caching the hook's activations
 once and feeding them to sae_lens' own SAETrainer is an order of magnitude faster here.
@@ -23,26 +24,46 @@ def shuffled_batches(acts: torch.Tensor, batch_size: int, seed: int):
             yield acts[order[i : i + batch_size]]
 
 
-def train_sae(model, tokens: torch.Tensor, hook: str, out: Path, *, d_sae: int, l1_coefficient: float,
-              training_tokens: int, batch_size: int = 1024, lr: float = 1e-3, seed: int = 0, device: str = "cpu") -> dict:
-    """Train, save as an sae_lens folder (cfg.json + sae_weights.safetensors) and return a summary."""
-    from sae_lens import LoggingConfig, SAETrainer, StandardTrainingSAE, StandardTrainingSAEConfig
+def train_sae(model, tokens: torch.Tensor, hook: str, out: Path, *, d_sae: int, l1_coefficient: float | None = None,
+              training_tokens: int, batch_size: int = 1024, lr: float = 1e-3, seed: int = 0, device: str = "cpu",
+              architecture: str = "standard", k: int | None = None, b_dec_init: str | None = None,
+              dead_feature_window: int = 1000) -> dict:
+    """Train, save as an sae_lens folder (cfg.json + sae_weights.safetensors) and return a summary.
+
+    architecture "standard" (ReLU, L1 penalty `l1_coefficient`) or "topk" (the `k` largest
+    pre-activations per token, sae_lens' auxiliary loss reviving features silent for
+    `dead_feature_window` steps). `b_dec_init = "mean"` starts the decoder bias (subtracted from the
+    input) at the activations' mean instead of zero, the b_dec_init_method = "mean" of older sae_lens
+    runners."""
+    from sae_lens import LoggingConfig, SAETrainer, StandardTrainingSAE, StandardTrainingSAEConfig, TopKTrainingSAE, TopKTrainingSAEConfig
     from sae_lens.config import SAETrainerConfig
 
+    if architecture == "standard" and l1_coefficient is None:
+        raise ValueError("a standard SAE needs l1_coefficient")
+    if architecture == "topk" and k is None:
+        raise ValueError("a topk SAE needs k")
+    if architecture not in ("standard", "topk") or b_dec_init not in (None, "mean"):
+        raise ValueError(f"architecture must be standard or topk (got {architecture!r}), b_dec_init None or 'mean' (got {b_dec_init!r})")
     print(f"caching {hook} for {tokens.numel()} tokens ...", file=sys.stderr, flush=True)
     acts = hook_activations(model, tokens.to(device), hook).reshape(-1, model.cfg.d_model).float().clone()
     torch.manual_seed(seed)
-    sae = StandardTrainingSAE(
-        StandardTrainingSAEConfig(d_in=acts.shape[-1], d_sae=d_sae, l1_coefficient=l1_coefficient,
-                                  apply_b_dec_to_input=True, device=device, l1_warm_up_steps=200)
-    )
+    if architecture == "standard":
+        sae = StandardTrainingSAE(
+            StandardTrainingSAEConfig(d_in=acts.shape[-1], d_sae=d_sae, l1_coefficient=l1_coefficient,
+                                      apply_b_dec_to_input=True, device=device, l1_warm_up_steps=200)
+        )
+    else:
+        sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=acts.shape[-1], d_sae=d_sae, k=k, apply_b_dec_to_input=True, device=device))
+    if b_dec_init == "mean":
+        with torch.no_grad():
+            sae.b_dec.copy_(acts.mean(0))
     sae.cfg.metadata.hook_name = hook
     sae.cfg.metadata.model_name = getattr(model.cfg, "model_name", "")
     trainer_cfg = SAETrainerConfig(
         total_training_samples=training_tokens, train_batch_size_samples=batch_size, lr=lr, lr_end=lr / 10,
         lr_scheduler_name="cosineannealing", lr_warm_up_steps=100, lr_decay_steps=training_tokens // batch_size // 2,
         device=device, logger=LoggingConfig(log_to_wandb=False), n_checkpoints=0, checkpoint_path=None,
-        dead_feature_window=1000, feature_sampling_window=1000,
+        dead_feature_window=dead_feature_window, feature_sampling_window=1000,
     )
     with torch.enable_grad():
         trained = SAETrainer(trainer_cfg, sae, shuffled_batches(acts, batch_size, seed)).fit()
