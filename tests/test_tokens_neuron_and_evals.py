@@ -83,7 +83,7 @@ def test_sae_feature_form_prints_as_before(induction_tiny):
     params = induction_tiny.manifest.claims["feature_tracks_label"]
     assert params.hook is None and params.neuron is None
     printed = [c.what for c in checks_of(induction_tiny, params)]
-    assert printed[2].startswith("r(SAE attn1 feature 8 act, seen_before) over all positions")
+    assert printed[2].startswith(f"r(SAE attn1 feature {params.feature} act, seen_before) over all positions")
     assert printed[4].startswith("margin over random-SAE feature ") and registry.get_claim("feature_tracks_label").version == 1
 
 
@@ -100,7 +100,7 @@ def test_a_neuron_claim_fingerprints_its_hook(tmp_path):
     (f"hook = '{HOOK}'\nneuron = 64\n", rf"\] neuron: index 64 is outside the 64 units of {HOOK} \(0..63\)"),
     ("hook = 'blocks.1.hook_atn_out'\nneuron = 3\n", r"\] hook: the model has no hook point 'blocks.1.hook_atn_out'"),
     ("hook = 'blocks.1.attn.hook_pattern'\nneuron = 3\n", r"\] hook: 'blocks.1.attn.hook_pattern' has shape .* not one vector per position"),
-    ("sae = 'attn1'\nfeature = 256\n", r"\] feature: feature 256 is outside the SAE's 256 features"),
+    ("sae = 'attn1'\nfeature = 128\n", r"\] feature: feature 128 is outside the SAE's 128 features \(0..127\)"),
     ("sae = 'attn2'\nfeature = 3\n", r"\] sae: 'attn2' is not declared under \[saes\]"),
 ])
 def test_unit_forms_are_checked_at_collection(tmp_path, table, message):
@@ -124,9 +124,10 @@ def test_sae_quality_numbers_agree_with_sae_lens_evals(induction_tiny):
     """Loss recovered is computed from SAELens' get_recons_loss (per-sequence sums of its per-token
     losses, so our intervals); explained variance, L0 and the dead share are ours (per-sequence
     pieces), printed beside SAELens' get_sparsity_and_variance_metrics on the same tokens. Measured
-    on induction-tiny's confirmation split: loss recovered 0.6012809011 (SAELens) against
-    0.6012809034 (verify.fidelity's own forward passes); explained variance 0.84214386 against
-    0.84214381, L0 185.716749 against 185.716751 (SAELens' float32 mean), dead share 0 and 0."""
+    on induction-tiny's confirmation split (its TopK SAE): loss recovered 0.99465281 through SAELens
+    and through verify.fidelity's own forward passes (equal to the last bit); explained variance
+    0.9743313952 (ours) against 0.9743313949 (SAELens'); L0 8 and 8; dead share 4/128 and 4/128. The
+    dense L1 SAE it replaced agreed as closely (loss recovered within 3e-9, EV 5e-8, L0 2e-6)."""
     s = induction_tiny
     spec, sae = s.manifest.saes["attn1"], s.saes["attn1"]
     tokens = f.input_tokens(s, split(s, "confirmation"))

@@ -20,8 +20,8 @@
   induction-tiny). SAELens' definitions are ours except that its run_evals by default excludes the
   tokenizer's special tokens (BOS, EOS, PAD) from every metric and does not splice there; we pass
   none (our models carry no tokenizer, so its default would exclude nothing either). On
-  induction-tiny, excluding BOS would give loss recovered 0.6010, explained variance 0.8421, L0 184.9
-  (every position: 0.6013, 0.8421, 185.7).
+  induction-tiny's TopK SAE, leaving BOS out gives explained variance 0.9741 against 0.9743 at every
+  position; loss recovered (0.9947) and L0 (8) move by less than 1e-5.
 - `feature_tracks_label`: Pearson r between an SAE feature's (`sae`, `feature`) or a neuron's
   (`hook`, `neuron`: one unit of a vector hook) activation and a position label (a position set, or
   "the token is one of label_tokens"), AUROC, and the margin over the best feature of a random SAE
@@ -153,15 +153,15 @@ class FeatureTracksLabel:
     label_tokens: tuple[int, ...] = ()  # label: the position's token is one of these
     positions: str = "all"  # the positions counted
     min_auroc: Fraction = 0.5
-    min_margin_over_random: float = 0.0  # over the best random-SAE feature chosen on the selection split
-    random_seed: int = 0
+    min_margin_over_random: float = 0.0  # over the baseline's best unit (random SAE / random model) chosen on the selection split
+    random_seed: int = 0  # the random SAE, or for a neuron the random model
     min_cases: Count = 100  # labelled and unlabelled positions each
     hook: Annotated[str | None, HookPoint(vector=True)] = None
     neuron: Annotated[int | None, UnitOf("hook")] = None
 
     def __post_init__(self) -> None:
         if math.isnan(self.min_correlation):
-            raise ValueError("missing key 'min_correlation'")
+            raise ValueError("missing key 'min_correlation' (NaN bounds nothing)")
         sae_form, neuron_form = (self.sae, self.feature), (self.hook, self.neuron)
         if any(v is not None for v in sae_form) and any(v is not None for v in neuron_form):
             raise ValueError("sae, feature and hook, neuron: name one unit, an SAE feature (sae and feature) or a neuron "
@@ -584,7 +584,7 @@ def measure_feature_label(subject, p: FeatureTracksLabel, which: str = "confirma
 def judge_feature_label(m: LabelTracking, p: FeatureTracksLabel) -> list:
     baseline = (f"random-SAE feature {m.random_feature}" if p.sae is not None
                 else f"neuron {m.random_feature} of {p.hook} of a randomly initialised model (seed {p.random_seed})")
-    best = "best random-SAE feature's" if p.sae is not None else "best neuron of a randomly initialised model's"
+    best = "best random-SAE feature's" if p.sae is not None else f"the randomly initialised model's best unit of {p.hook}, its"
     return [
         Check(f"r({p.unit()} act, {label_name(p)}) over {p.positions} positions "
               f"({m.cases[0]} labelled, {m.cases[1]} not)", m.correlation, p.min_correlation, p.max_correlation),
