@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from tests.conftest import ROOT, SUBJECTS_DIR
 from verify import registry
@@ -236,6 +237,47 @@ def test_random_model_fails_the_head_claims(induction_tiny):
     for key, name, params in declared(induction_tiny):
         if name in ("attention_pattern", "ablation_effect"):
             assert failed(rand, name, params), key
+
+
+# --- training induction-tiny's SAE ---------------------------------------------------------------------------
+
+def test_sae_only_keeps_only_a_model_trained_with_this_config(tmp_path):
+    """`train-induction-model --sae-only` retrains the SAE on the model in --out only when that
+    model's record is this CONFIG's (but for the SAE) and not the no-repeat control's."""
+    from verify.cli import train_induction_model as t
+
+    record = json.loads((ROOT / "fixtures" / "induction-tiny" / "training.json").read_text())
+    assert t.kept_model_record(ROOT / "fixtures" / "induction-tiny") == record
+    for name, change in (("other lr", lambda r: r["config"].update(lr=1e-3)),
+                         ("control", lambda r: r["data"].update(repeat=False))):
+        bad = json.loads(json.dumps(record))
+        change(bad)
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "training.json").write_text(json.dumps(bad))
+        with pytest.raises(SystemExit, match=rf"{name}/training.json: config: the kept model was trained with other settings"):
+            t.kept_model_record(tmp_path / name)
+    with pytest.raises(SystemExit, match="training.json: no training record of a model to keep"):
+        t.kept_model_record(tmp_path / "missing")
+
+
+def test_topk_sae_trains_and_loads(tmp_path, induction_tiny):
+    """verify.cli.sae's TopK option: sae_lens' TopK SAE, saved and read back by the sae_lens loader,
+    k features active per token; the decoder bias started at the activations' mean stays near it."""
+    from verify.activations import hook_activations
+    from verify.cli.sae import train_sae
+    from verify.loaders.sae_lens_dir import load_sae_lens
+
+    hook = "blocks.1.hook_attn_out"
+    tokens = torch.from_numpy(token_data.generate(OPTS, 128, seed=9).tokens)
+    summary = train_sae(induction_tiny.model, tokens, hook, tmp_path / "sae", d_sae=32, architecture="topk", k=4,
+                        b_dec_init="mean", dead_feature_window=10, training_tokens=20_000, batch_size=512, seed=1)
+    sae = load_sae_lens(tmp_path / "sae", "cpu")
+    assert type(sae).__name__ == "TopKSAE" and sae.cfg.d_sae == 32 and summary["l0"] == 4.0
+    acts = hook_activations(induction_tiny.model, tokens, hook).reshape(-1, 64)
+    assert ((f.sae_feature_acts(sae, acts) > 0).sum(-1) <= 4).all()
+    assert (sae.b_dec - acts.mean(0)).norm() < 0.2 * acts.mean(0).norm()
+    with pytest.raises(ValueError, match="a topk SAE needs k"):
+        train_sae(induction_tiny.model, tokens, hook, tmp_path / "x", d_sae=32, architecture="topk", training_tokens=1024)
 
 
 def test_named_instances_are_their_own_claims(tmp_path):
