@@ -60,7 +60,8 @@ CONFIG = {
     # explained variance 0.85; 40, b_dec at the mean: L0 17, explained variance 0.31, 40% dead);
     # TopK with b_dec at zero spread the induction positions over per-token features (best feature's
     # r with seen_before 0.55, 0.34 after 600k tokens, a random TopK SAE's best 0.34); with b_dec at
-    # the mean one feature fires on the induction positions (r 0.96). A dead_feature_window of 1000 steps (more than the run's 1953) left 58% dead, 100 2%.
+    # the mean one feature fires on the induction positions (r 0.96). TopK's auxiliary loss acts only on
+    # features silent for dead_feature_window steps: 1000 (of the run's 1953) left 58% dead, 100 2%.
     # The sweep: README "### induction-tiny".
     "sae": {"hook": "blocks.1.hook_attn_out", "architecture": "topk", "d_sae": 128, "k": 8, "b_dec_init": "mean",
             "dead_feature_window": 100, "training_tokens": 2_000_000, "sequences": 8192, "sequences_seed": 3, "seed": 0},
