@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tests.conftest import ROOT, SUBJECTS_DIR
-from verify import registry
+from verify import registry, timing
 from verify.interventions import random_like
 from verify.loaders import load_hooked_transformer
 from verify.manifest import ManifestError, claim_name
@@ -314,8 +314,10 @@ def test_readme_data_source_example_runs(tmp_path, monkeypatch):
                     '[data]\nsource = "counting"\nsize = 32\nselection_seed = 1\nconfirmation_seed = 2\nlength = 12\n'
                     '[claims.next_token_loss]\nmax_loss = 10.0\n')
     subject = load_subject(read_manifest(path), "cpu")
-    checks = registry.get_claim("next_token_loss").check(subject, subject.manifest.claims["next_token_loss"])
+    with timing.collect() as seconds:  # as the plugin collects a claim's time: its stages are counted, not "other"
+        checks = registry.get_claim("next_token_loss").check(subject, subject.manifest.claims["next_token_loss"])
     assert len(checks) == 1 and checks[0].passed and 0 < checks[0].estimate.value < 10
+    assert seconds.get("data", 0) > 0 and seconds.get("forward", 0) > 0, seconds
     too_tight = registry.get_claim("next_token_loss").params(max_loss=checks[0].estimate.value - 1e-3)
     assert failures(registry.get_claim("next_token_loss").check(subject, too_tight))
     path.write_text(path.read_text().replace("length = 12", "lenght = 12"))
