@@ -1,10 +1,11 @@
 """Activations at one hook point, computed in batches under inference mode.
 
-Only the asked-for hook is cached (`names_filter`) and the forward pass stops after the hook's
+Only the asked-for hook is kept (a hook that records it) and the forward pass stops after the hook's
 block (`stop_at_layer`): an early hook costs a fraction of a full forward. A residual-stream hook
 between blocks (blocks.L.hook_resid_pre, blocks.L-1.hook_resid_post) is what the blocks before L
 return, so block L is not run for it. Given the residual stream entering block L (`start_at_layer`),
-only the blocks from L on are run.
+only the blocks from L on are run (on a model that cannot start at a block, TransformerLens 3.9's
+TransformerBridge, every block runs with that stream put in: verify.interventions.run_with_hooks).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 
 from verify import timing
 from verify.hooks import residual_layer, stop_layer
+from verify.interventions import run_with_hooks
 
 
 @timing.stage("forward")
@@ -24,11 +26,14 @@ def hook_activations(model, inputs: torch.Tensor, hook: str, batch_size: int = 2
         raise KeyError(f"the model has no hook point {hook!r}")
     stop = stop_layer(hook)
     if residual_layer(hook) is not None and stop < model.cfg.n_layers:  # the blocks before `stop` return it
-        run = lambda batch: model(batch, start_at_layer=start_at_layer, stop_at_layer=stop)  # noqa: E731
+        run = lambda batch: run_with_hooks(model, batch, [], start_at_layer, stop_at_layer=stop)  # noqa: E731
     else:
         stop = None if stop >= model.cfg.n_layers else stop
-        run = lambda batch: model.run_with_cache(batch, names_filter=hook, start_at_layer=start_at_layer, stop_at_layer=stop,  # noqa: E731
-                                                 return_type=None)[1][hook]
+
+        def run(batch):
+            seen = []  # a hook that keeps the activation: what run_with_cache does, with a start on any model
+            run_with_hooks(model, batch, [(hook, lambda act, hook: seen.append(act))], start_at_layer, stop_at_layer=stop, return_type=None)
+            return seen[0]
     return torch.cat([run(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)])
 
 

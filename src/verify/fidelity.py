@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from verify import stats, timing
-from verify.interventions import Hook, sae_splice, zero_ablation
+from verify.interventions import Hook, run_with_hooks, sae_splice, zero_ablation
 
 DEFINITION_VERSION = 2
 # zero-ablating the hook must raise the loss by at least this share of the clean loss (the lower end
@@ -100,7 +100,7 @@ def summed_cross_entropy(model, tokens: torch.Tensor, targets: torch.Tensor, log
     `start_at_layer` L, `tokens` is the residual stream entering block L and only blocks L.. run."""
     out = []
     for i in range(0, len(tokens), batch_size):
-        logits = model.run_with_hooks(tokens[i : i + batch_size], start_at_layer=start_at_layer, fwd_hooks=hooks)[:, logit_positions].float()
+        logits = run_with_hooks(model, tokens[i : i + batch_size], hooks, start_at_layer)[:, logit_positions].float()
         logp = torch.log_softmax(logits, -1).gather(-1, targets[i : i + batch_size, :, None])[..., 0]
         out.append(-logp.double().sum(1))
     return torch.cat(out).cpu().numpy()

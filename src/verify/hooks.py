@@ -8,6 +8,7 @@ is recorded with its activation shape. No list of hook names is kept by hand.
 from __future__ import annotations
 
 import re
+import warnings
 
 import torch
 
@@ -18,16 +19,19 @@ _BETWEEN_BLOCKS = re.compile(r"^blocks\.(\d+)\.hook_resid_(pre|post)$")
 def hook_shapes(model) -> dict[str, tuple[int, ...]]:
     """Hook name -> activation shape without the batch axis, for an input of two positions
     (so a per-position vector hook is (2, width) and an attention pattern (heads, 2, 2))."""
-    shapes: dict[str, tuple[int, ...]] = {}
+    fired: dict[int, tuple[int, ...]] = {}  # by hook point: a TransformerBridge's names are aliases of fewer points
 
     def record(act, hook):
-        shapes[hook.name] = tuple(act.shape[1:])
+        fired[id(hook)] = tuple(act.shape[1:])
 
     device = next(model.parameters()).device
-    with torch.inference_mode():
+    with torch.inference_mode(), warnings.catch_warnings():
+        # a TransformerBridge warns for each hook it has switched off (use_attn_result, ...): they do
+        # not fire, as on a HookedTransformer
+        warnings.filterwarnings("ignore", message=r".*gated-off hook name", category=UserWarning)
         model.run_with_hooks(torch.zeros(1, 2, dtype=torch.long, device=device), return_type=None,
                              fwd_hooks=[(lambda name: True, record)])
-    return shapes
+    return {name: fired[id(point)] for name, point in model.hook_dict.items() if id(point) in fired}
 
 
 def hook_layer(hook: str) -> int | None:

@@ -46,8 +46,54 @@ def shuffled_decoder(sae, seed: int):
 def random_model_like(model, seed: int):
     """A model of the same architecture, freshly initialised by TransformerLens from `seed`: the
     baseline for "the trained model represents X" (a random network's activations still carry the
-    tokens and positions it was given)."""
+    tokens and positions it was given). For a TransformerBridge, the same random HookedTransformer
+    in a bridge: the baseline is the same random model on both APIs."""
+    from verify.loaders import bridge
+
+    on_bridge = bridge.is_bridge(model)
+    cfg = bridge.hooked_config(model)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        fresh = type(model)(model.cfg)
-    return fresh.to(model.cfg.device).eval().requires_grad_(False)
+        if on_bridge:
+            from transformer_lens import HookedTransformer
+
+            with bridge.hooked_without_deprecation():  # built only to be copied into a bridge
+                fresh = HookedTransformer(cfg)
+        else:
+            fresh = type(model)(cfg)
+    fresh = fresh.to(cfg.device).eval().requires_grad_(False)
+    return bridge.to_bridge(fresh) if on_bridge else fresh
+
+
+_STARTS_AT_LAYER: dict[type, bool] = {}
+
+
+def starts_at_layer(model) -> bool:
+    """Whether the model's forward takes `start_at_layer`, probed once per model type on a
+    one-position stream that runs no block: a HookedTransformer does; TransformerLens 3.9's
+    TransformerBridge raises NotImplementedError (a later one may not, and is then used as is)."""
+    kind = type(model)
+    if kind not in _STARTS_AT_LAYER:
+        stream = torch.zeros(1, 1, model.cfg.d_model, device=next(model.parameters()).device)
+        try:
+            with torch.inference_mode():
+                model(stream, start_at_layer=model.cfg.n_layers)
+            _STARTS_AT_LAYER[kind] = True
+        except NotImplementedError:
+            _STARTS_AT_LAYER[kind] = False
+    return _STARTS_AT_LAYER[kind]
+
+
+def run_with_hooks(model, inputs: torch.Tensor, hooks: list[Hook] = (), start_at_layer: int | None = None, **kwargs):
+    """`model.run_with_hooks(inputs, fwd_hooks=hooks, start_at_layer=..., **kwargs)` on a model whose
+    forward may not start at a layer (`starts_at_layer`): there, a full forward on placeholder tokens
+    whose residual stream entering block L is replaced by `inputs` before `hooks` see it. The same
+    numbers wherever the blocks from L read only that stream (standard positional embeddings, which
+    enter before block 0); the blocks before L run for nothing."""
+    if start_at_layer is None or starts_at_layer(model):
+        return model.run_with_hooks(inputs, fwd_hooks=list(hooks), start_at_layer=start_at_layer, **kwargs)
+    if not 0 <= start_at_layer < model.cfg.n_layers:
+        raise ValueError(f"start_at_layer {start_at_layer}: a forward starting at a block needs one of 0..{model.cfg.n_layers - 1}")
+    placeholder = torch.zeros(inputs.shape[:2], dtype=torch.long, device=inputs.device)
+    stream = (f"blocks.{start_at_layer}.hook_resid_pre", lambda act, hook: inputs.to(act.dtype))
+    return model.run_with_hooks(placeholder, fwd_hooks=[stream, *hooks], **kwargs)

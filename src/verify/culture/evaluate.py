@@ -15,7 +15,7 @@ import torch
 from verify import timing
 from verify.culture.layout import PuzzleLayout
 from verify.hooks import hook_layer
-from verify.interventions import Hook
+from verify.interventions import Hook, run_with_hooks
 
 
 def check_hooks(model, hooks: Sequence[Hook]) -> None:
@@ -52,7 +52,7 @@ def teacher_forced_verdicts(model, tokens: torch.Tensor, layout: PuzzleLayout, h
         if start is None:
             logits = model.run_with_hooks(batch[:, :-1], fwd_hooks=list(hooks))  # the last token predicts nothing
         else:
-            logits = model.run_with_hooks(start.stream[i : i + batch_size], start_at_layer=start.layer, fwd_hooks=list(hooks))
+            logits = run_with_hooks(model, start.stream[i : i + batch_size], list(hooks), start.layer)
         out.append(solved(logits, batch, layout))
     return torch.cat(out)
 
@@ -69,7 +69,7 @@ def clean_verdicts_and_residual(model, tokens: torch.Tensor, layout: PuzzleLayou
     for i in range(0, len(tokens), batch_size):
         batch = tokens[i : i + batch_size]
         streams.append(model(batch[:, :-1], stop_at_layer=layer))
-        out.append(solved(model(streams[-1], start_at_layer=layer), batch, layout))
+        out.append(solved(run_with_hooks(model, streams[-1], [], layer), batch, layout))
     return torch.cat(out), Residual(layer, torch.cat(streams))
 
 

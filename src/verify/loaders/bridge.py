@@ -7,6 +7,9 @@ native transformer of the same config, and the weights are copied into it in tha
 
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
+
 import torch
 
 from verify.loaders.common import ARCHITECTURE_KEYS, CheckpointError
@@ -41,15 +44,57 @@ def to_bridge(model):
     """A TransformerBridge computing what `model` (a HookedTransformer) computes, with its weights."""
     from transformer_lens.model_bridge import TransformerBridge
 
+    problem = unsupported(model)
+    if problem is not None:
+        raise CheckpointError(problem)
     cfg = {k: v for k, v in model.cfg.to_dict().items() if k in ARCHITECTURE_KEYS and v is not None}
-    odd = next((k for k, allowed in SUPPORTED.items() if cfg.get(k, allowed[0]) not in allowed), None)
-    if odd is not None:
-        raise CheckpointError(f"{odd} = {cfg[odd]!r}: its weight layout in TransformerBridge's native model is not mapped here")
     bridge = TransformerBridge.boot_native({**cfg, "init_weights": False})
     native = native_state({k: v.detach().cpu() for k, v in model.state_dict().items()}, model.cfg)
     wrapped = bridge.original_model.state_dict()
     clean = {key: key.replace("._original_component", "").replace("mlp.fc_in", "mlp.in").replace("mlp.fc_out", "mlp.out")
              for key in wrapped}
     bridge.original_model.load_state_dict({key: native[name].to(wrapped[key].dtype) for key, name in clean.items()})
+    bridge.hooked_cfg = model.cfg  # what a random baseline of the same architecture is built from
     device = next(model.parameters()).device
     return bridge.to(device).eval().requires_grad_(False)
+
+
+# TransformerLens 3.9's warning on every HookedTransformer built (its constructor warns, whatever builds it)
+DEPRECATION = r"HookedTransformer is deprecated and will be removed in 4\.0"
+
+
+@contextmanager
+def hooked_without_deprecation():
+    """Silence exactly TransformerLens' HookedTransformer deprecation warning, for the HookedTransformer
+    a bridge subject is built through (its weights loaders and random baselines build one, which
+    `to_bridge` then copies): the subject runs on the TransformerBridge the warning asks for."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=DEPRECATION, category=DeprecationWarning)
+        yield
+
+
+def is_bridge(model) -> bool:
+    from transformer_lens.model_bridge import TransformerBridge
+
+    return isinstance(model, TransformerBridge)
+
+
+def unsupported(model) -> str | None:
+    """Why `to_bridge` cannot take this HookedTransformer (None: it can), in one line; `model` may be a
+    skeleton on the meta device (the collection check)."""
+    found = model.cfg.to_dict()
+    odd = next((k for k, allowed in SUPPORTED.items() if found.get(k, allowed[0]) not in allowed), None)
+    if odd is not None:
+        return (f"{odd} = {found[odd]!r}: TransformerBridge's native model is mapped here only for "
+                f"{', '.join(f'{k} in {list(v)}' for k, v in SUPPORTED.items())}")
+    if isinstance(getattr(model, "ln_final", None), torch.nn.Identity):  # culture_pth's: the native model always has one
+        return "a model without a final LayerNorm: TransformerBridge's native model always applies one"
+    return None
+
+
+def hooked_config(model):
+    """The HookedTransformerConfig of `model`: its own, or for a bridge the one `to_bridge` built it from."""
+    cfg = getattr(model, "hooked_cfg", None) if is_bridge(model) else model.cfg
+    if cfg is None:
+        raise ValueError("this TransformerBridge was not built by verify's to_bridge: its HookedTransformer config is unknown")
+    return cfg
