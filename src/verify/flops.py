@@ -4,6 +4,7 @@ at these widths); `executed_flops` is torch's own count of the same, to check th
 
 from __future__ import annotations
 
+import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 
@@ -30,6 +31,19 @@ def sae_encode_flops(d_in: int, d_sae: int, n_tokens: int) -> int:
 
 def executed_flops(fn, *args, **kwargs) -> int:
     """Matmul FLOPs of the torch ops that `fn(*args, **kwargs)` executes, counted by torch."""
+    count_cpu_attention()
     with FlopCounterMode(display=False) as counter:
         fn(*args, **kwargs)
     return counter.get_total_flops()
+
+
+def count_cpu_attention() -> None:
+    """torch's FlopCounterMode counts its CUDA attention kernels but not the CPU kernel that
+    `F.scaled_dot_product_attention` runs (verify.fused's attention): the same formula, registered for
+    it (full, unmasked attention, as `forward_flops` counts TransformerLens' matmuls)."""
+    from torch.utils import flop_counter
+
+    op = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    if op not in flop_counter.flop_registry:
+        flop_counter.register_flop_formula(op)(
+            lambda q, k, v, *args, out_shape=None, **kwargs: flop_counter.sdpa_flop_count(q, k, v))

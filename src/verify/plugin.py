@@ -104,6 +104,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "without failing (a reviewed manifest change)")
     group.addoption("--claims-require-all", action="store_true", default=False,
                     help="with --claims-baseline: fail when a baseline subject was not measured by this run")
+    group.addoption("--claims-fused", default=None, choices=("on", "off"),
+                    help="the fused attention and LayerNorm forward (verify.fused) for modules no hook reads inside: "
+                         "on or off; default: $VERIFY_FUSED, else on. Off runs TransformerLens' own forward everywhere")
     group.addoption("--claims-durations", action="store_true", default=False,
                     help="print where each claim's time went (subject load, data, forward passes, statistics)")
     parser.addini("verify_subjects_dir", f"folder of subject manifests, relative to the rootdir (default {DEFAULT_SUBJECTS_DIR})",
@@ -199,13 +202,15 @@ def subjects(config: pytest.Config):
     """The session's SubjectSet. Manifests are read on first use, so `pytest --help` works even with
     a broken one; their claim tables are resolved against the claims registered so far."""
     if SUBJECTS not in config.stash:
+        from verify import fused
         from verify.subjects import SubjectSet, manifest_paths
 
         folder = subjects_dir(config)
         try:
             device = worker_device(resolve_device(config.getoption("--device")), os.environ.get("PYTEST_XDIST_WORKER"),
                                    torch.cuda.device_count())
-            found = SubjectSet((manifest_paths(folder) if folder else []) + list(config.getoption("--subject-file")), device)
+            found = SubjectSet((manifest_paths(folder) if folder else []) + list(config.getoption("--subject-file")), device,
+                               fused.wanted(config.getoption("--claims-fused")))
             found.select(config.getoption("--subject"))
             if config.getoption("--subject-shard") is not None:  # an empty K/N is an error, not "no sharding"
                 found.shard(*parse_shard(config.getoption("--subject-shard")))

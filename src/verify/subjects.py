@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from verify import hooks, loaders, registry, sources, timing
+from verify import fused, hooks, loaders, registry, sources, timing
 from verify.manifest import Manifest, ManifestError, claim_name, load_manifest, parse_claim
 from verify.params import SAEShape, Shape, check_params, check_values, vacuous_bounds
 
@@ -216,8 +216,9 @@ def model_files(m: Manifest, fmt) -> dict[str, Path]:
 
 
 @timing.stage("load")
-def load_subject(m: Manifest, device: str, data_cache: dict | None = None) -> Subject:
-    """Fetch, hash-check and load the model and SAEs. Raises SourceUnavailable when offline."""
+def load_subject(m: Manifest, device: str, data_cache: dict | None = None, fused_forward: bool | None = None) -> Subject:
+    """Fetch, hash-check and load the model and SAEs. Raises SourceUnavailable when offline.
+    `fused_forward`: give the model verify.fused's forward (None: as $VERIFY_FUSED says, default on)."""
     spec = m.model
     fmt = loaders.MODEL_FORMATS[spec.loader]
     files = model_files(m, fmt)
@@ -226,6 +227,8 @@ def load_subject(m: Manifest, device: str, data_cache: dict | None = None) -> Su
     # a verifier never trains: frozen weights build no autograd graph (without switching off
     # gradients process-wide, which would break a trainer running in the same process)
     model = fmt.load(device=device, **files, **{key: getattr(spec, key) for key in fmt.keys}).requires_grad_(False)
+    if (fused.wanted() if fused_forward is None else fused_forward):
+        fused.install(model)  # the same numbers to float rounding, TransformerLens' code wherever a hook needs it
     widths = {name: shape[-1] for name, shape in hooks.hook_shapes(model).items()}
     saes = {}
     read = {f"model {key}": path for key, path in files.items()}
@@ -254,8 +257,9 @@ class SubjectSet:
     """The manifests of one pytest session, by name; each subject is loaded on first request.
     Subjects with the same data spec share their games and puzzles."""
 
-    def __init__(self, paths: Iterable[Path], device: str) -> None:
+    def __init__(self, paths: Iterable[Path], device: str, fused_forward: bool | None = None) -> None:
         self.device = device
+        self.fused_forward = fused_forward
         self.manifests: dict[str, Manifest] = {}
         self.shapes: dict[str, Shape] = {}
         for path in paths:
@@ -300,7 +304,7 @@ class SubjectSet:
         """The loaded subject; a failure (e.g. offline) is remembered and raised again for each claim."""
         if name not in self._loaded:
             try:
-                self._loaded[name] = load_subject(self.manifests[name], self.device, self.data_cache)
+                self._loaded[name] = load_subject(self.manifests[name], self.device, self.data_cache, self.fused_forward)
             except Exception as err:  # noqa: BLE001 - re-raised for every claim on this subject
                 self._loaded[name] = err
         result = self._loaded[name]
