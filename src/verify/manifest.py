@@ -36,6 +36,7 @@ class ModelSpec:
     processed: bool = False  # with `name`: TransformerLens' from_pretrained processing (what SAEs trained on it read)
     config: str = ""  # architecture file, for loaders whose weights carry none
     sha256: dict = field(default_factory=dict)  # {"weights": hex, "config": hex}
+    api: str = "hooked"  # the TransformerLens API the claims run on: "hooked" (HookedTransformer) or "bridge" (TransformerBridge)
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,8 @@ def load_manifest(path: Path) -> Manifest:
             if value is not None and not math.isfinite(value):
                 raise ManifestError(f"{path}: [saes.{name}] {floor}: {value} is not a floor (a finite number is; -inf would let any SAE pass)")
     model = _pretrained(parse_table(ModelSpec, raw["model"], f"{path}: [model]"), f"{path}: [model]")
+    if model.api not in MODEL_APIS:
+        raise ManifestError(f"{path}: [model] api: {model.api!r} is not one of {', '.join(map(repr, MODEL_APIS))}")
     for where, source in [("[model] weights", model.weights), ("[model] config", model.config),
                           *((f"[saes.{n}] path", s.path) for n, s in saes.items())]:
         _check_source(source, f"{path}: {where}")
@@ -271,6 +274,7 @@ def _pretrained(model: ModelSpec, where: str) -> ModelSpec:
     return dataclasses.replace(model, loader="pretrained")
 
 
+MODEL_APIS = ("hooked", "bridge")
 TOP_KEYS = {"extends", "name", "domain", "description", "model", "saes", "data", "claims", "training"}
 # bounds on what one manifest may hold: far above any real subject, low enough that checking a
 # manifest takes a moment, not minutes

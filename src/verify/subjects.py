@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from verify import fused, hooks, loaders, registry, sources, timing
+from verify.loaders import bridge
 from verify.manifest import Manifest, ManifestError, claim_name, load_manifest, parse_claim
 from verify.params import SAEShape, Shape, check_params, check_values, vacuous_bounds
 
@@ -75,9 +76,13 @@ def check_files(m: Manifest) -> Shape:
             except ValueError as err:
                 raise ManifestError(f"{m.where('[model]', key)}: {err}") from None
     try:
-        skeleton = fmt.skeleton(files, **keys)
+        with bridge.building(m.model.api):
+            skeleton = fmt.skeleton(files, **keys)
     except loaders.CheckpointError as err:
         raise ManifestError(f"{m.where('[model]')}: {err}") from None
+    problem = None if skeleton is None or m.model.api != "bridge" else bridge.unsupported(skeleton)
+    if problem is not None:
+        raise ManifestError(f"{m.where('[model] api')}: 'bridge' cannot run this model: {problem}")
     hook_shapes = None if skeleton is None else hooks.hook_shapes(skeleton)
     saes = {}
     for name, spec in m.saes.items():
@@ -226,9 +231,12 @@ def load_subject(m: Manifest, device: str, data_cache: dict | None = None, fused
         sources.check_sha256(path, spec.sha256.get(key))
     # a verifier never trains: frozen weights build no autograd graph (without switching off
     # gradients process-wide, which would break a trainer running in the same process)
-    model = fmt.load(device=device, **files, **{key: getattr(spec, key) for key in fmt.keys}).requires_grad_(False)
+    with bridge.building(spec.api):
+        model = fmt.load(device=device, **files, **{key: getattr(spec, key) for key in fmt.keys}).requires_grad_(False)
     if (fused.wanted() if fused_forward is None else fused_forward):
         fused.install(model)  # the same numbers to float rounding, TransformerLens' code wherever a hook needs it
+    if spec.api == "bridge":  # the loaders read into a HookedTransformer; the claims run on a TransformerBridge of it
+        model = bridge.to_bridge(model)
     widths = {name: shape[-1] for name, shape in hooks.hook_shapes(model).items()}
     saes = {}
     read = {f"model {key}": path for key, path in files.items()}

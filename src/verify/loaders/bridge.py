@@ -8,7 +8,7 @@ native transformer of the same config, and the weights are copied into it in tha
 from __future__ import annotations
 
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 
@@ -98,3 +98,9 @@ def hooked_config(model):
     if cfg is None:
         raise ValueError("this TransformerBridge was not built by verify's to_bridge: its HookedTransformer config is unknown")
     return cfg
+
+
+def building(api: str):
+    """Where a subject's HookedTransformer is built: `hooked_without_deprecation` for a manifest's
+    `api = "bridge"`; for "hooked" the warning stays, since that subject does run on the deprecated class."""
+    return hooked_without_deprecation() if api == "bridge" else nullcontext()
