@@ -31,16 +31,23 @@ def close(a: torch.Tensor, b: torch.Tensor) -> None:
     torch.testing.assert_close(a, b, atol=ATOL, rtol=RTOL)
 
 
+# the suite's session-wide subjects: their games and puzzles are made once for every test that reads them
+SHARED_DATA = {"othello-tiny": "othello_tiny", "culture-tiny": "culture_tiny"}
+
+
 @pytest.fixture(scope="module", params=EMBEDDED)
 def pair(request):
-    """(subject loaded without the fused forward, a fused copy of its model, its fingerprint batch)."""
+    """(subject with TransformerLens' forward, a fused copy of its model, its fingerprint batch)."""
     registry.load_entry_points()
-    subject = load_subject(read_manifest(SUBJECTS_DIR / f"{request.param}.toml"), "cpu", fused_forward=False)
-    fast = copy.deepcopy(subject.model)
+    m = read_manifest(SUBJECTS_DIR / f"{request.param}.toml")
+    plain = load_subject(m, "cpu", fused_forward=False)
+    if request.param in SHARED_DATA:
+        plain = request.getfixturevalue(SHARED_DATA[request.param]).with_weights(model=plain.model)
+    fast = copy.deepcopy(plain.model)
     fused.install(fast)
-    tokens, _ = registry.sources()[subject.manifest.data.source].fingerprint_batch(subject)
-    assert tokens.shape[1] == subject.model.cfg.n_ctx  # the real sequence length
-    return subject, fast, tokens
+    tokens, _ = registry.sources()[m.data.source].fingerprint_batch(plain)
+    assert tokens.shape[1] == plain.model.cfg.n_ctx  # the real sequence length
+    return plain, fast, tokens
 
 
 @pytest.fixture
@@ -248,3 +255,16 @@ def test_claims_print_the_same_numbers_fused_or_not(sdpa_calls):
     assert len(printed) >= 5
     for key, (off, on) in printed.items():
         assert off and on == off, key
+
+
+def test_the_pytest_option_reaches_the_subjects(pytester, monkeypatch):
+    """--claims-fused decides over $VERIFY_FUSED; a bad $VERIFY_FUSED is a usage error naming it."""
+    from verify.plugin import subjects
+
+    pytester.mkdir("subjects")
+    monkeypatch.setenv(fused.ENV, "on")
+    assert subjects(pytester.parseconfigure("--subjects-dir", "subjects", "--claims-fused=off")).fused_forward is False
+    assert subjects(pytester.parseconfigure("--subjects-dir", "subjects")).fused_forward is True
+    monkeypatch.setenv(fused.ENV, "fast")
+    with pytest.raises(pytest.UsageError, match=r"^VERIFY_FUSED='fast': expected one of on, 1, off, 0$"):
+        subjects(pytester.parseconfigure("--subjects-dir", "subjects"))
