@@ -273,7 +273,7 @@ def test_transformer_lens_state_dict_and_config_dump_load_as_saved(tmp_path, cfg
     loaded = loaders.load_hooked_transformer(tmp_path / "m" / "model.safetensors", tmp_path / "m" / "model_config.json", "cpu")
     assert torch.equal(loaded(tokens), original(tokens))
     m = read_structure(tl_manifest(tmp_path, 'weights = "m/model.safetensors"\nconfig = "m/model_config.json"'))
-    subject = load_subject(m, "cpu")
+    subject = load_subject(m, "cpu", fused_forward=False)  # TransformerLens' own forward: bit for bit the original's
     assert torch.equal(subject.model(tokens), original(tokens))
     from verify.hooks import hook_shapes
     fired = hook_shapes(subject.model)  # TransformerLens keeps an attention-only block's MLP hook points, never run
@@ -298,7 +298,7 @@ def test_saved_folder_loads_as_is(tmp_path):
     from verify.subjects import load_subject, read_structure
 
     original = save_transformer_lens_model(tmp_path / "saved", TL_SMALL, config_name="config.json")
-    subject = load_subject(read_structure(tl_manifest(tmp_path, 'weights = "saved"')), "cpu")
+    subject = load_subject(read_structure(tl_manifest(tmp_path, 'weights = "saved"')), "cpu", fused_forward=False)
     tokens = torch.arange(TL_SMALL["n_ctx"])[None]
     assert torch.equal(subject.model(tokens), original(tokens))
     assert subject.files["model config"].name == "config.json"
