@@ -7,6 +7,7 @@ A hook intervention is a (hook name, function) pair as TransformerLens' `run_wit
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Callable
 
 import torch
@@ -51,9 +52,10 @@ def random_model_like(model, seed: int):
     from verify.loaders import bridge
 
     on_bridge = bridge.is_bridge(model)
-    cfg = bridge.hooked_config(model)
+    # TransformerLens initialises the weights from cfg.seed (its constructor reseeds torch with it, after
+    # any seed of ours), so the baseline's seed goes into the config; the caller's RNG state is kept
+    cfg = dataclasses.replace(bridge.hooked_config(model), seed=seed)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
         if on_bridge:
             from transformer_lens import HookedTransformer
 
