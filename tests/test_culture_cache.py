@@ -1,5 +1,5 @@
-"""The disk cache of generated puzzles and oracle masks (verify.diskcache): an entry is used only
-when it is the sound entry for its key, and the keys' versions are pinned to what they make."""
+"""The disk cache of generated puzzles, oracle masks and Othello games (verify.diskcache): an entry is
+used only when it is the sound entry for its key, and the keys' versions are pinned to what they make."""
 
 import numpy as np
 import pytest
@@ -9,6 +9,7 @@ from verify.culture import oracle as O
 from verify.culture import tasks as T
 from verify.culture.data import TASKS, row_hashes
 from verify.culture.layout import REAL_LAYOUT, PuzzleLayout
+from verify.othello import data as othello_data
 
 TINY = PuzzleLayout(6, 6, 4, True)  # culture-tiny's grid
 
@@ -135,3 +136,23 @@ def test_cached_answer_grids_are_the_oracles_answers():
             for _ in range(2):  # made, then read from the cache
                 grids = O.answer_grids(row, task, TINY)
                 assert grids.shape[1:] == (TINY.cells,) and {g.tobytes() for g in grids} == expected
+
+
+def test_othello_games_version_pins_its_games_and_the_cache_returns_them(cache, monkeypatch):
+    """Fails when the games change: then bump othello.data.GAMES_VERSION (stale cached games would
+    otherwise be read) and update the digest. A second read comes from the cache, equal in every array."""
+    assert othello_data.GAMES_VERSION == 1
+    selection, _, _ = othello_data.cached_distinct_games(20, 7)
+    confirmation, shared, repeated = othello_data.cached_distinct_games(20, 8, selection)
+    assert diskcache.digest(np.concatenate([selection.squares, confirmation.squares])) == OTHELLO_GAMES
+    assert len(list((cache / "othello-games-legal").glob("*.npz"))) == 2
+    made = othello_data.distinct_games(20, 8, selection)
+    for name in othello_data.GAME_ARRAYS:
+        assert np.array_equal(getattr(confirmation, name), getattr(made[0], name)), name
+    monkeypatch.setattr(othello_data, "distinct_games", None)  # read from the cache now, not made
+    again, *counts = othello_data.cached_distinct_games(20, 8, selection)
+    assert counts == [shared, repeated] == list(made[1:])
+    assert all(np.array_equal(getattr(again, n), getattr(confirmation, n)) for n in othello_data.GAME_ARRAYS)
+
+
+OTHELLO_GAMES = "92cae1c7f4553c8b00e01bb33445c0a94110197eae7a55eb70da2726849f84ce"  # seeds 7 and 8, 20 games each
