@@ -27,11 +27,16 @@ def manifest_copy(tmp_path: Path, name: str, weights_dir: Path, size: int = 300)
     return path
 
 
-def run(pytester: pytest.Pytester, *args: str, env: dict | None = None) -> pytest.RunResult:
+def run(pytester: pytest.Pytester, *args: str, env: dict | None = None, fresh: bool = False) -> pytest.RunResult:
+    """pytest on `args` with this plugin, in this process (a second interpreter's imports cost seconds a
+    run), or in a fresh one where the run needs what a process reads once: environment variables
+    (`env`: huggingface_hub reads its cache paths on import) or a library's global settings that the
+    run changes (`fresh`: a project's hypothesis profile)."""
     old = {k: os.environ.get(k) for k in (env or {})}
     os.environ.update(env or {})
     try:
-        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--rootdir", str(pytester.path), *args)
+        how = pytester.runpytest_subprocess if env or fresh else pytester.runpytest_inprocess
+        return how("-p", "no:cacheprovider", "--rootdir", str(pytester.path), *args)
     finally:
         for k, v in old.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)

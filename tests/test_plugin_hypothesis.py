@@ -24,7 +24,9 @@ def test_a_project_keeps_its_own_hypothesis_profile(pytester, monkeypatch, ci):
     monkeypatch.delenv("CI", raising=False)
     pytester.makeconftest(PROJECT_CONFTEST)
     pytester.makepyfile(test_profile=PROJECT_TEST)
-    result = run(pytester, env={"CI": ci} if ci else {})  # the plugin is active: installed, through its pytest11 entry point
+    # the plugin is active (installed, through its pytest11 entry point); a fresh process, since the
+    # project loads its own profile, which is hypothesis' global state
+    result = run(pytester, env={"CI": ci} if ci else {}, fresh=True)
     result.assert_outcomes(passed=1)
 
 
