@@ -7,6 +7,7 @@ them). Offline throughout."""
 import hashlib
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -52,17 +53,26 @@ def hf_home(tmp_path_factory) -> Path:
     return home
 
 
-@pytest.fixture
-def offline_cache(hf_home, monkeypatch):
-    """This process reads the replica cache, offline (huggingface_hub reads the cache folder per call)."""
+@contextmanager
+def offline_hub(hub: Path, monkeypatch):
+    """This process reads the cache folder `hub`, offline (huggingface_hub reads the folder per call)."""
     from verify import sources
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(hf_home / "hub"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(hub))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     sources.hub_reachable.cache_clear()
-    yield hf_home
-    sources.hub_reachable.cache_clear()
+    try:
+        yield
+    finally:
+        sources.hub_reachable.cache_clear()
+
+
+@pytest.fixture
+def offline_cache(hf_home, monkeypatch):
+    """This process reads the replica cache, offline."""
+    with offline_hub(hf_home / "hub", monkeypatch):
+        yield hf_home
 
 
 def manifest(tmp_path: Path, model: str = 'name = "gpt2"', extra: str = "") -> Path:

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT
-from tests.test_pretrained_replica import write_gpt2_replica, write_hub_file
-from verify import ledger, registry, sources
+from tests.test_pretrained_replica import offline_hub, write_gpt2_replica, write_hub_file
+from verify import ledger, registry
 from verify.manifest import ManifestError
 from verify.recording import subject_record
 from verify.subjects import load_subject, read_manifest
@@ -155,12 +155,8 @@ def gpt2_with_tokenizer(tmp_path_factory, monkeypatch):
     saved = home / "tokenizer.json"
     word_tokenizer(specials=("<|endoftext|>",)).save(str(saved))
     link = write_hub_file(home / "hub", "gpt2", "tokenizer.json", saved.read_bytes())
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(home / "hub"))
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
-    sources.hub_reachable.cache_clear()
-    yield link
-    sources.hub_reachable.cache_clear()
+    with offline_hub(home / "hub", monkeypatch):
+        yield link
 
 
 def test_a_pretrained_models_own_tokenizer_json_from_the_cache(project, gpt2_with_tokenizer):
