@@ -1,4 +1,4 @@
-"""The pytest plugin end to end, in a subprocess: options, skips, failures and the report."""
+"""The pytest plugin end to end, on pytester projects (in this process unless a run needs a fresh one): options, skips, failures and the report."""
 
 import os
 import shutil
