@@ -94,3 +94,12 @@ def test_offline_wandb_artifact_is_unavailable(tmp_path, monkeypatch):
     monkeypatch.setattr(sources, "WANDB_CACHE", tmp_path)
     with pytest.raises(sources.SourceUnavailable, match="wandb artifact andyrdt/othello_gpt_sae/x:v0"):
         sources.fetch("wandb://andyrdt/othello_gpt_sae/x:v0", tmp_path)
+
+
+def test_culture_checkpoints_not_yet_fetched_share_the_published_skeleton():
+    """Five culture-gpt subjects wait on the hub: collection builds their (published) architecture once."""
+    from verify.loaders import culture_pth
+
+    first, second = culture_pth.skeleton({"weights": None}), culture_pth.skeleton({"weights": None})
+    assert first is second and next(first.parameters()).device == torch.device("meta")
+    assert (first.cfg.n_layers, first.cfg.d_model, first.cfg.n_ctx) == tuple(culture_pth.CULTURE_GPT_CONFIG[k] for k in ("n_layers", "d_model", "n_ctx"))

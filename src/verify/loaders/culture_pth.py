@@ -8,6 +8,7 @@ identity ln_final; no weight processing (folding LayerNorm would change the mode
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -83,8 +84,16 @@ def skeleton(files: dict[str, Path | None]):
     """The architecture, read off the tensor shapes of a local file (memory-mapped: no weights are
     read) or, for a file still on the hub, the published one."""
     path = files.get("weights")
-    cfg = CULTURE_GPT_CONFIG if path is None else architecture(read_culture_state(path, mmap=True)[0], path)
-    return without_final_ln(meta_model(cfg))
+    if path is None:
+        return published_skeleton()
+    return without_final_ln(meta_model(architecture(read_culture_state(path, mmap=True)[0], path)))
+
+
+@functools.cache
+def published_skeleton():
+    """The published architecture on the meta device, built once: every culture-gpt checkpoint not
+    yet fetched shares it (each build took about a second of every run's collection). Read only."""
+    return without_final_ln(meta_model(CULTURE_GPT_CONFIG))
 
 
 def load_culture_pth(weights: Path, device: str, config: Path | None = None):
