@@ -3,39 +3,21 @@
 The real files cannot be downloaded here; these replicas go through the same loader code paths.
 """
 
-import dataclasses
 import json
 import math
 import sys
-import types
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
+from tests.replicas import SMALL, culture_state, write_legacy_sae, write_sae_folder
 from verify import loaders
 from verify.loaders.culture_pth import sinusoidal_table
 from verify.loaders.legacy_sae import read_legacy
 
 # --- culture GPT .pth tuple ------------------------------------------------------------------------
-
-SMALL = {"n_layers": 2, "d_model": 64, "n_heads": 4, "d_head": 16, "d_mlp": 128, "d_vocab": 15}
-
-
-def culture_state(cfg=SMALL, seed=0) -> dict[str, torch.Tensor]:
-    """A random state dict with the exact keys and shapes of tommyp111/culture-gpt."""
-    g = torch.Generator().manual_seed(seed)
-    r = lambda *shape, s=0.1: torch.randn(*shape, generator=g) * s  # noqa: E731
-    D, H, dh, M, V = cfg["d_model"], cfg["n_heads"], cfg["d_head"], cfg["d_mlp"], cfg["d_vocab"]
-    state = {"embedding.0.f.0.weight": r(V, D, s=1.0), "readout.f.weight": r(V, D), "readout.f.bias": r(V)}
-    for layer in range(cfg["n_layers"]):
-        a, m = f"trunk.{2 * layer}.f", f"trunk.{2 * layer + 1}.f.f"
-        state |= {f"{a}.0.f.0.weight": 1 + r(D), f"{a}.0.f.0.bias": r(D),
-                  f"{a}.1.w_q": r(H, dh, D), f"{a}.1.w_k": r(H, dh, D), f"{a}.1.w_v": r(H, dh, D), f"{a}.1.w_o": r(H * dh, D),
-                  f"{m}.0.weight": 1 + r(D), f"{m}.0.bias": r(D), f"{m}.2.weight": r(M, D), f"{m}.2.bias": r(M),
-                  f"{m}.4.weight": r(D, M), f"{m}.4.bias": r(D)}
-    return state
 
 
 def reference_culture_forward(state: dict[str, torch.Tensor], tokens: torch.Tensor, n_layers: int) -> torch.Tensor:
@@ -102,21 +84,6 @@ def test_culture_pth_errors_name_the_file(tmp_path):
 
 # --- sae_lens folders (culture SAE, sae_lens 3.14 layout) ------------------------------------------
 
-def write_sae_folder(folder: Path, d_in=16, d_sae=32, apply_b_dec_to_input=False, seed=0) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    weights = {"W_enc": torch.randn(d_in, d_sae, generator=g), "b_enc": torch.randn(d_sae, generator=g),
-               "W_dec": torch.randn(d_sae, d_in, generator=g), "b_dec": torch.randn(d_in, generator=g)}
-    folder.mkdir(parents=True, exist_ok=True)
-    cfg = {"architecture": "standard", "d_in": d_in, "d_sae": d_sae, "dtype": "float32", "device": "cuda",
-           "model_name": "culture-gpt-0", "hook_name": "blocks.8.hook_mlp_out", "hook_layer": 8, "hook_head_index": None,
-           "activation_fn_str": "relu", "activation_fn_kwargs": {}, "apply_b_dec_to_input": apply_b_dec_to_input,
-           "finetuning_scaling_factor": False, "sae_lens_training_version": "3.14.0", "prepend_bos": True,
-           "dataset_path": "tommyp111/culture-puzzles-1M", "context_size": 405, "normalize_activations": "none"}
-    (folder / "cfg.json").write_text(json.dumps(cfg))
-    save_file(weights, str(folder / "sae_weights.safetensors"))
-    return weights
-
-
 @pytest.mark.parametrize("apply_b_dec", [False, True])
 def test_sae_lens_folder_matches_the_formulas(tmp_path, apply_b_dec):
     w = write_sae_folder(tmp_path / "sae", apply_b_dec_to_input=apply_b_dec)
@@ -173,35 +140,10 @@ def test_othello_gpt_from_transformer_lens_state_dict_and_mingpt(tmp_path):
 
 # --- legacy Othello SAE .pt (pickled config class) --------------------------------------------------
 
-@pytest.fixture
-def legacy_config_class():
-    """A stand-in for sae_training.config.LanguageModelSAERunnerConfig, importable only while writing."""
-    pkg, mod = types.ModuleType("sae_training"), types.ModuleType("sae_training.config")
-
-    @dataclasses.dataclass
-    class LanguageModelSAERunnerConfig:
-        hook_point: str = "blocks.6.hook_resid_pre"
-        d_in: int = 16
-        l1_coefficient: float = 2e-4
-        device: str = "cuda"
-
-    LanguageModelSAERunnerConfig.__module__ = "sae_training.config"
-    LanguageModelSAERunnerConfig.__qualname__ = "LanguageModelSAERunnerConfig"
-    mod.LanguageModelSAERunnerConfig = LanguageModelSAERunnerConfig
-    sys.modules["sae_training"], sys.modules["sae_training.config"] = pkg, mod
-    yield LanguageModelSAERunnerConfig
-    sys.modules.pop("sae_training", None)
-    sys.modules.pop("sae_training.config", None)
-
-
-def test_legacy_sae_reads_config_as_data_and_encodes_with_b_dec(tmp_path, legacy_config_class):
-    g = torch.Generator().manual_seed(0)
-    w = {"W_enc": torch.randn(16, 32, generator=g), "b_enc": torch.randn(32, generator=g),
-         "W_dec": torch.randn(32, 16, generator=g), "b_dec": torch.randn(16, generator=g)}
+def test_legacy_sae_reads_config_as_data_and_encodes_with_b_dec(tmp_path):
     artifact = tmp_path / "artifacts" / "sparse_autoencoder_othello-gpt_blocks.6.hook_resid_pre_512:v0"
-    artifact.mkdir(parents=True)
-    torch.save({"cfg": legacy_config_class(), "state_dict": w}, artifact / "final_sparse_autoencoder.pt")
-    del sys.modules["sae_training.config"]  # reading must not need the class
+    w = write_legacy_sae(artifact)
+    assert "sae_training.config" not in sys.modules  # reading must not need the class
     fields, _ = read_legacy(artifact)
     assert fields == {"hook_point": "blocks.6.hook_resid_pre", "d_in": 16, "l1_coefficient": 2e-4, "device": "cuda"}
     sae = loaders.load_legacy_sae(artifact, "cpu")  # a wandb download folder
