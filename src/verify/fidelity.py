@@ -29,6 +29,7 @@ import torch
 
 from verify import stats, timing
 from verify.interventions import Hook, run_with_hooks, sae_splice, zero_ablation
+from verify.suffix import suffix_logits
 
 DEFINITION_VERSION = 2
 # zero-ablating the hook must raise the loss by at least this share of the clean loss (the lower end
@@ -98,9 +99,17 @@ def summed_cross_entropy(model, tokens: torch.Tensor, targets: torch.Tensor, log
                          hooks: list[Hook], batch_size: int = 64, start_at_layer: int | None = None) -> np.ndarray:
     """(sequences,) sum over `logit_positions` of -log p(target) with `hooks` applied. With
     `start_at_layer` L, `tokens` is the residual stream entering block L and only blocks L.. run."""
+    first, read = 0, logit_positions
+    if isinstance(logit_positions, slice) and logit_positions.step in (None, 1) and (logit_positions.start or 0) > 0:
+        # the last block computes only from the first position read on (verify.suffix)
+        first = logit_positions.start
+        stop = logit_positions.stop
+        read = slice(0, stop - first if stop is not None and stop >= 0 else stop)  # a negative stop counts from the end as before
     out = []
     for i in range(0, len(tokens), batch_size):
-        logits = run_with_hooks(model, tokens[i : i + batch_size], hooks, start_at_layer)[:, logit_positions].float()
+        batch = tokens[i : i + batch_size]
+        logits = (suffix_logits(model, batch, first, hooks, start_at_layer) if first
+                  else run_with_hooks(model, batch, hooks, start_at_layer))[:, read].float()
         logp = torch.log_softmax(logits, -1).gather(-1, targets[i : i + batch_size, :, None])[..., 0]
         out.append(-logp.double().sum(1))
     return torch.cat(out).cpu().numpy()

@@ -132,7 +132,26 @@ def _attention_forward(self, query_input, key_input, value_input, past_kv_cache_
             or getattr(self, "_attention_dir_override", None) is not None or _hooked(self)):
         return type(self).forward(self, query_input, key_input, value_input, past_kv_cache_entry,
                                   additive_attention_mask, attention_mask, position_bias)
-    heads, d_head = cfg.n_heads, cfg.d_head
+    out = _attend(self, query_input, key_input, value_input, mask=None)
+    if out is None:
+        return type(self).forward(self, query_input, key_input, value_input)
+    return out
+
+
+def attention_from(module, normed: torch.Tensor, first: int) -> torch.Tensor | None:
+    """The output of fused attention `module` at positions `first`.. of `normed` (its LayerNorm-ed input,
+    read at every position for keys and values), the causal mask aligned to the last position (query
+    `first + i` sees keys 0..first + i): the rows `first`.. of its whole output. None where not finite."""
+    from torch.nn.attention.bias import causal_lower_right
+
+    mask = causal_lower_right(normed.shape[1] - first, normed.shape[1]) if first else None
+    return _attend(module, normed[:, first:], normed, normed, mask)
+
+
+def _attend(self, query_input, key_input, value_input, mask):
+    """q, k, v projected by one `F.linear` each, `F.scaled_dot_product_attention` (causal, or `mask`),
+    the output by `F.linear`; None where the result is not finite."""
+    heads, d_head = self.cfg.n_heads, self.cfg.d_head
 
     def project(x, w, b):  # (batch, pos, d_model) -> (batch, heads, pos, d_head)
         out = F.linear(x, w.transpose(1, 2).reshape(heads * d_head, -1), b.reshape(heads * d_head))
@@ -141,11 +160,11 @@ def _attention_forward(self, query_input, key_input, value_input, past_kv_cache_
     q = project(query_input, self.W_Q, self.b_Q)
     k = project(key_input, self.W_K, self.b_K)
     v = project(value_input, self.W_V, self.b_V)
-    z = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1.0 / float(self.attn_scale))
+    z = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, scale=1.0 / float(self.attn_scale))
     z = z.transpose(1, 2).reshape(query_input.shape[0], query_input.shape[1], heads * d_head)
     out = F.linear(z, self.W_O.reshape(heads * d_head, -1).T, self.b_O)
     if not torch.isfinite(out.sum()):  # one pass; NaN or inf anywhere (or an overflowing sum) makes it non-finite
-        return type(self).forward(self, query_input, key_input, value_input)
+        return None
     return out
 
 

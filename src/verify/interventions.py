@@ -13,15 +13,24 @@ from typing import Callable
 import torch
 
 Hook = tuple[str, Callable]
+POSITIONWISE_ATTR = "positionwise"
+
+
+def positionwise(fn: Callable) -> Callable:
+    """Mark a hook function as acting on each position alone (its output at a position depends only on
+    its input there): verify.suffix may then run it on some positions only."""
+    setattr(fn, POSITIONWISE_ATTR, True)
+    return fn
 
 
 def zero_ablation(hook: str) -> Hook:
-    return hook, lambda act, hook: torch.zeros_like(act)
+    return hook, positionwise(lambda act, hook: torch.zeros_like(act))
 
 
 def sae_splice(hook: str, sae) -> Hook:
-    """Replace the hook's activation by the SAE's reconstruction, computed on the fly."""
-    return hook, lambda act, hook: sae(act).to(act.dtype)
+    """Replace the hook's activation by the SAE's reconstruction, computed on the fly (an SAE encodes
+    and decodes each position alone)."""
+    return hook, positionwise(lambda act, hook: sae(act).to(act.dtype))
 
 
 def random_like(sae, seed: int):

@@ -15,7 +15,8 @@ import torch
 from verify import timing
 from verify.culture.layout import PuzzleLayout
 from verify.hooks import hook_layer
-from verify.interventions import Hook, run_with_hooks
+from verify.interventions import Hook
+from verify.suffix import suffix_logits
 
 
 def check_hooks(model, hooks: Sequence[Hook]) -> None:
@@ -46,13 +47,14 @@ def teacher_forced_verdicts(model, tokens: torch.Tensor, layout: PuzzleLayout, h
         if early:
             raise ValueError(f"hook {early[0]!r} lies before block {start.layer}, where the forward starts")
     tokens = tokens.to(model.cfg.device)
+    first = layout.answer_logits_slice.start
     out = []
     for i in range(0, len(tokens), batch_size):
         batch = tokens[i : i + batch_size]
-        if start is None:
-            logits = model.run_with_hooks(batch[:, :-1], fwd_hooks=list(hooks))  # the last token predicts nothing
+        if start is None:  # the last token predicts nothing
+            logits = suffix_logits(model, batch[:, :-1], first, hooks)
         else:
-            logits = run_with_hooks(model, start.stream[i : i + batch_size], list(hooks), start.layer)
+            logits = suffix_logits(model, start.stream[i : i + batch_size], first, hooks, start.layer)
         out.append(solved(logits, batch, layout))
     return torch.cat(out)
 
@@ -69,13 +71,14 @@ def clean_verdicts_and_residual(model, tokens: torch.Tensor, layout: PuzzleLayou
     for i in range(0, len(tokens), batch_size):
         batch = tokens[i : i + batch_size]
         streams.append(model(batch[:, :-1], stop_at_layer=layer))
-        out.append(solved(run_with_hooks(model, streams[-1], [], layer), batch, layout))
+        out.append(solved(suffix_logits(model, streams[-1], layout.answer_logits_slice.start, (), layer), batch, layout))
     return torch.cat(out), Residual(layer, torch.cat(streams))
 
 
 def solved(logits: torch.Tensor, batch: torch.Tensor, layout: PuzzleLayout) -> torch.Tensor:
-    """(batch,) bool: the argmax is right at every answer cell."""
-    return (logits[:, layout.answer_logits_slice].argmax(-1) == batch[:, layout.answer_slice]).all(-1)
+    """(batch,) bool: the argmax is right at every answer cell, from the logits at the positions from
+    the first that predicts one (verify.suffix: the last block runs only there)."""
+    return (logits[:, : layout.cells].argmax(-1) == batch[:, layout.answer_slice]).all(-1)
 
 
 @torch.inference_mode()
