@@ -249,6 +249,36 @@ def test_bad_release_tables_are_one_line(tmp_path, table, error):
         load_manifest(manifest(tmp_path, extra=f"[saes.res]\n{table}\n"))
 
 
+def test_release_lookups_are_kept_per_registry_file(tmp_path, monkeypatch):
+    """Parsing SAELens' registry (about 1.3 s) happens once per registry file: the next lookup reads
+    the kept entry; another pretrained_saes.yaml (an upgraded sae_lens) is parsed again; a refused
+    release is refused every time."""
+    import sae_lens.loading.pretrained_saes_directory as directory
+
+    from verify.loaders import CheckpointError, sae_release
+
+    monkeypatch.setenv("VERIFY_CACHE_DIR", str(tmp_path / "cache"))
+    first = sae_release.source(RELEASE, SAE_ID), sae_release.published("gpt2-small-res-jb", "blocks.8.hook_resid_pre")
+    assert first == (f"hf://{JB_REPO}/{SAE_ID}/", {"variance_explained": 0.9, "l0": 60.0})
+    parse = directory.get_pretrained_saes_directory
+
+    def parsed_again():
+        raise AssertionError("the registry was parsed again")
+
+    monkeypatch.setattr(directory, "get_pretrained_saes_directory", parsed_again)
+    assert (sae_release.source(RELEASE, SAE_ID), sae_release.published("gpt2-small-res-jb", "blocks.8.hook_resid_pre")) == first
+    with pytest.raises(AssertionError, match="parsed again"):  # a release not looked up before
+        sae_release.source(RELEASE, "blocks.2.hook_resid_pre")
+    other = tmp_path / "pretrained_saes.yaml"
+    other.write_bytes(sae_release.registry_file().read_bytes() + b"\n# upgraded\n")
+    monkeypatch.setattr(sae_release, "registry_file", lambda: other)
+    with pytest.raises(AssertionError, match="parsed again"):
+        sae_release.source(RELEASE, SAE_ID)
+    monkeypatch.setattr(directory, "get_pretrained_saes_directory", parse)
+    for _ in range(2):
+        with pytest.raises(CheckpointError, match="is converted by SAELens"):
+            sae_release.source("gpt2-small-hook-z-kk", "blocks.0.hook_z")
+
 def test_release_not_cached_is_skipped_with_the_reason(pytester, tmp_path, hf_home):
     """The model is cached, the release's folder is not: skipped offline, naming the hub folder."""
     (tmp_path / "subjects").mkdir()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import warnings
+import weakref
 
 import torch
 
@@ -16,9 +17,19 @@ _BLOCK_HOOK = re.compile(r"^blocks\.(\d+)\.(.+)$")
 _BETWEEN_BLOCKS = re.compile(r"^blocks\.(\d+)\.hook_resid_(pre|post)$")
 
 
+_SHAPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its hook shapes
+
+
 def hook_shapes(model) -> dict[str, tuple[int, ...]]:
     """Hook name -> activation shape without the batch axis, for an input of two positions
-    (so a per-position vector hook is (2, width) and an attention pattern (heads, 2, 2))."""
+    (so a per-position vector hook is (2, width) and an attention pattern (heads, 2, 2)). Run once
+    per model object: subjects that share a skeleton (checkpoints of one published config) share it."""
+    if model not in _SHAPES:
+        _SHAPES[model] = _run_hook_shapes(model)
+    return dict(_SHAPES[model])
+
+
+def _run_hook_shapes(model) -> dict[str, tuple[int, ...]]:
     fired: dict[int, tuple[int, ...]] = {}  # by hook point: a TransformerBridge's names are aliases of fewer points
 
     def record(act, hook):

@@ -10,11 +10,26 @@ folder alone would not be the SAE that from_pretrained gives.
 
 The numbers the registry publishes for an SAE (`variance_explained`, `l0`) are what `published`
 returns, for `verify fidelity-floors`; SAELens fills 1.0 and 0.0 where its YAML records none, so
-those values count as not published."""
+those values count as not published.
+
+Parsing that registry takes about 1.3 s (a 1.5 MB YAML file), at every collection that reads a manifest
+naming a release. What this module takes from it for a release and sae_id (hub repo, folder, published
+numbers) is kept in verify.diskcache, keyed by the sha256 of the installed pretrained_saes.yaml, so a
+changed or upgraded registry is read again; a refused release is not cached and is refused again."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+
+from verify import diskcache
 from verify.loaders.common import CheckpointError
+
+ENTRY_VERSION = 1  # of what `entry` keeps: bump when it changes
 
 # what sae_lens' get_pretrained_saes_directory fills in when a release's YAML records nothing
 UNRECORDED = {"variance_explained": 1.0, "l0": 0.0}
@@ -41,17 +56,39 @@ def lookup(release: str, sae_id: str):
     return found
 
 
+def registry_file() -> Path:
+    """The installed sae_lens' pretrained_saes.yaml, found without importing sae_lens."""
+    spec = importlib.util.find_spec("sae_lens")
+    if spec is None or not spec.submodule_search_locations:
+        raise CheckpointError("sae_lens is not installed: a release cannot be looked up")
+    return Path(next(iter(spec.submodule_search_locations))) / "pretrained_saes.yaml"
+
+
+def entry(release: str, sae_id: str) -> dict:
+    """What verify reads of the registry for this SAE: {"repo_id", "folder", "published"}; refused
+    releases raise CheckpointError (`lookup`). Kept on disk per registry file (the module's docstring)."""
+    def make() -> np.ndarray:
+        from sae_lens.loading.pretrained_saes_directory import get_repo_id_and_folder_name
+
+        found = lookup(release, sae_id)
+        values = {"variance_explained": found.expected_var_explained.get(sae_id), "l0": found.expected_l0.get(sae_id)}
+        repo_id, folder = get_repo_id_and_folder_name(release, sae_id)
+        record = {"repo_id": repo_id, "folder": folder,
+                  "published": {k: float(v) for k, v in values.items() if v is not None and float(v) != UNRECORDED[k]}}
+        return np.frombuffer(json.dumps(record, sort_keys=True).encode(), dtype=np.uint8)
+
+    registry = registry_file()
+    key = {"version": ENTRY_VERSION, "release": release, "sae_id": sae_id,
+           "registry_sha256": hashlib.sha256(registry.read_bytes()).hexdigest()}
+    return json.loads(diskcache.cached_array("sae-release", key, make).tobytes())
+
+
 def source(release: str, sae_id: str) -> str:
     """The hub folder `SAE.from_pretrained(release, sae_id)` reads, as an hf:// source."""
-    from sae_lens.loading.pretrained_saes_directory import get_repo_id_and_folder_name
-
-    lookup(release, sae_id)
-    repo_id, folder = get_repo_id_and_folder_name(release, sae_id)
-    return f"hf://{repo_id}/{folder.strip('/')}/"
+    found = entry(release, sae_id)
+    return f"hf://{found['repo_id']}/{found['folder'].strip('/')}/"
 
 
 def published(release: str, sae_id: str) -> dict[str, float]:
     """The numbers SAELens' registry records for this SAE: variance_explained, l0 (absent where unrecorded)."""
-    found = lookup(release, sae_id)
-    values = {"variance_explained": found.expected_var_explained.get(sae_id), "l0": found.expected_l0.get(sae_id)}
-    return {k: float(v) for k, v in values.items() if v is not None and float(v) != UNRECORDED[k]}
+    return entry(release, sae_id)["published"]
