@@ -23,7 +23,7 @@ import torch
 from verify import fidelity, stats, timing
 from verify.activations import hook_activations, sae_feature_acts
 from verify.hooks import residual_layer
-from verify.interventions import random_like
+from verify.interventions import random_like, run_with_hooks
 from verify.othello import rules as othello
 from verify.othello.data import input_tokens, positions, split
 from verify.params import Correlation, Count, FeatureOf, Fraction, Hook, Range, SAEName, UnitOf
@@ -257,20 +257,34 @@ def measure_legal_move_rate(subject, p: LegalMoveRate | None = None) -> stats.Es
     return subject.cached(("legal move rate",), lambda: legal_move_rate(subject))
 
 
+def shared_stream_layer(subject) -> int | None:
+    """The deepest block whose entering residual stream a declared SAE or claim hook reads (and so is
+    cached for the confirmation games anyway), below the last block's output; None if none is."""
+    hooks = [spec.hook for spec in subject.manifest.saes.values()]
+    hooks += [getattr(params, "hook", None) for params in subject.manifest.claims.values()]
+    layers = [residual_layer(h) for h in hooks if isinstance(h, str)]
+    layers = [layer for layer in layers if layer is not None and 0 < layer < subject.model.cfg.n_layers]
+    return max(layers, default=None)
+
+
 @timing.stage("forward")
 @torch.inference_mode()
 def legal_move_rate(subject, batch_size: int = 256) -> stats.Estimate:
+    """From the confirmation games' residual stream where a claim or SAE reads it (`shared_stream_layer`):
+    the blocks before it run once for all of them, the same batches (hook_activations' 256 games)."""
     games = split(subject, "confirmation")
-    tokens = input_tokens(subject, games)
+    layer = shared_stream_layer(subject)
+    inputs = input_tokens(subject, games) if layer is None else \
+        split_activations(subject, "confirmation", f"blocks.{layer}.hook_resid_pre")
     legal_tokens = np.zeros(games.legal.shape[:2] + (61,), dtype=bool)
     legal_tokens[..., 1:] = games.legal[..., othello.TOKEN_TO_SQUARE[1:]]
     legal_tokens = torch.from_numpy(positions(games, legal_tokens)).to(subject.device)
     hits = []
-    for i in range(0, len(tokens), batch_size):
-        top = subject.model(tokens[i : i + batch_size]).argmax(-1)
+    for i in range(0, len(inputs), batch_size):
+        top = run_with_hooks(subject.model, inputs[i : i + batch_size], [], layer).argmax(-1)
         hits.append(legal_tokens[i : i + batch_size].gather(-1, top[..., None])[..., 0].sum(1))
     hits = torch.cat(hits).cpu().numpy()
-    return stats.ratio_estimate(hits, np.full(len(hits), tokens.shape[1]))
+    return stats.ratio_estimate(hits, np.full(len(hits), inputs.shape[1]))
 
 
 def judge_legal_move_rate(rate: stats.Estimate, p: LegalMoveRate) -> list:
