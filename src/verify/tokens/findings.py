@@ -16,8 +16,8 @@
   baseline. Through SAELens' own evaluation code where it gives what our intervals resample: loss
   recovered is its get_recons_loss's ce_loss_score, from per-sequence sums of its per-token losses;
   explained variance, L0 and the dead share (SAELens' get_sparsity_and_variance_metrics gives
-  whole-split numbers only) are ours, with SAELens' own printed beside them (they agree to 1e-6 on
-  induction-tiny). SAELens' definitions are ours except that its run_evals by default excludes the
+  whole-split numbers only, from a forward of its own) are ours, and agree with SAELens' to 1e-6 on
+  induction-tiny (tests/test_tokens_neuron_and_evals.py). SAELens' definitions are ours except that its run_evals by default excludes the
   tokenizer's special tokens (BOS, EOS, PAD) from every metric and does not splice there; we pass
   none (our models carry no tokenizer, so its default would exclude nothing either). On
   induction-tiny's TopK SAE, leaving BOS out gives explained variance 0.9741 against 0.9743 at every
@@ -32,7 +32,6 @@ Every statistic is on the confirmation split; 95% intervals resample whole seque
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from typing import Annotated
@@ -378,19 +377,6 @@ def judge_ablation(m: Effect, p: AblationEffect) -> list:
 
 # --- SAE fidelity (the domain's precondition) and sae_quality -------------------------------------------------
 
-class TokenBatches:
-    """What SAELens' evals read from their ActivationsStore (which streams a language-model dataset):
-    token batches, here a split's sequences in order, every one once."""
-
-    def __init__(self, tokens: torch.Tensor):
-        self.tokens, self.start = tokens, 0
-
-    def get_batch_tokens(self, batch_size: int) -> torch.Tensor:
-        batch = self.tokens[self.start : self.start + batch_size]
-        self.start += batch_size
-        return batch
-
-
 @timing.stage("forward")
 def sae_lens_recons_losses(model, sae, hook: str, tokens: torch.Tensor, batch_size: int = 64) -> dict[str, np.ndarray]:
     """(sequences,) summed next-token cross-entropy, every position, clean ("ce_loss_without_sae"),
@@ -409,27 +395,6 @@ def sae_lens_recons_losses(model, sae, hook: str, tokens: torch.Tensor, batch_si
         for k in keys:
             sums[k].append(out[k].double().sum(1).cpu())
     return {k: torch.cat(v).numpy() for k, v in sums.items()}
-
-
-@timing.stage("forward")
-def sae_lens_sparsity_and_variance(model, sae, hook: str, tokens: torch.Tensor, batch_size: int = 64) -> dict[str, float]:
-    """SAELens' own explained variance, L0 and share of features that never fire on `tokens`, every
-    position, by sae_lens.evals.get_sparsity_and_variance_metrics (whole-split numbers: it gives no
-    per-sequence pieces to resample)."""
-    from sae_lens.evals import get_sparsity_and_variance_metrics
-    from sae_lens.saes.sae import SAEMetadata
-    from sae_lens.training.activation_scaler import ActivationScaler
-
-    if sae.cfg.metadata.hook_name != hook:  # it reads the hook from the SAE's config, which may name none (a legacy file)
-        sae = copy.copy(sae)  # the same weights, under a config naming the manifest's hook
-        sae.cfg = copy.copy(sae.cfg)
-        sae.cfg.metadata = SAEMetadata(**{**vars(sae.cfg.metadata), "hook_name": hook})
-    metrics, per_feature = get_sparsity_and_variance_metrics(
-        sae, model, TokenBatches(tokens), ActivationScaler(), n_batches=math.ceil(len(tokens) / batch_size), compute_l2_norms=False,
-        compute_sparsity_metrics=True, compute_variance_metrics=True, compute_featurewise_density_statistics=True,
-        eval_batch_size_prompts=batch_size, model_kwargs={}, ignore_tokens=None)
-    dead = float(np.mean(np.asarray(per_feature["feature_density"]) == 0))
-    return {"explained_variance": metrics["explained_variance"], "l0": metrics["l0"], "dead_fraction": dead}
 
 
 def fidelity_of(subject, sae_name: str, which: str = "confirmation"):
@@ -472,7 +437,6 @@ class Quality:
     random_explained_variance: stats.Estimate
     random_l0: stats.Estimate
     d_sae: int
-    sae_lens: dict[str, float]  # SAELens' own numbers on the same tokens (sae_lens_sparsity_and_variance)
 
 
 def l0_and_dead(sae, acts: torch.Tensor) -> tuple[stats.Estimate, float]:
@@ -490,8 +454,7 @@ def measure_sae_quality(subject, p: SAEQuality, which: str = "confirmation") -> 
     l0, dead = l0_and_dead(sae, acts)
     rand = random_like(sae, p.random_seed)
     rand_l0, _ = l0_and_dead(rand, acts)
-    theirs = sae_lens_sparsity_and_variance(subject.model, sae, hook, input_tokens(subject, split(subject, which)))
-    return Quality(ev, recovered, l0, dead, fidelity.explained_variance(rand, acts), rand_l0, int(sae.cfg.d_sae), theirs)
+    return Quality(ev, recovered, l0, dead, fidelity.explained_variance(rand, acts), rand_l0, int(sae.cfg.d_sae))
 
 
 def judge_sae_quality(m: Quality, p: SAEQuality) -> list:
@@ -503,9 +466,6 @@ def judge_sae_quality(m: Quality, p: SAEQuality) -> list:
         Check(f"SAE {p.sae} share of its {m.d_sae} features that never fire", point(m.dead_fraction), 0.0, p.max_dead_fraction),
         Note(f"baseline: randomly initialised SAE (seed {p.random_seed}) explained variance", m.random_explained_variance),
         Note("baseline: randomly initialised SAE L0", m.random_l0),
-        Note("SAELens' own explained variance (sae_lens.evals, same tokens, every position)", point(m.sae_lens["explained_variance"])),
-        Note("SAELens' own L0 (sae_lens.evals, same tokens, every position)", point(m.sae_lens["l0"])),
-        Note("SAELens' own share of features that never fire (sae_lens.evals feature density 0)", point(m.sae_lens["dead_fraction"])),
     ]
 
 
