@@ -502,17 +502,17 @@ def best_label_feature(feats: torch.Tensor, label: np.ndarray, mask: np.ndarray)
     return int(torch.nan_to_num(corr, nan=-1.0).argmax())
 
 
-def unit_acts(subject, p: FeatureTracksLabel, which: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ours, baseline units), (sequences, positions, units) each, on a split: the claim's SAE's
-    features and a random SAE's of the same config, or its hook's units on the model and on a
-    randomly initialised model of the same config (seeded). `p.feature` / `p.neuron` index ours."""
+def unit_acts(subject, p: FeatureTracksLabel, which: str, baseline: bool = False) -> torch.Tensor:
+    """(sequences, positions, units) on a split: the claim's SAE's features, or its hook's units
+    (`p.feature` / `p.neuron` index them); with `baseline`, those of a random SAE of the same config,
+    or of the same hook on a randomly initialised model of the same config (seeded)."""
     if p.sae is not None:
         acts = split_acts(subject, subject.model, "model", which, subject.manifest.saes[p.sae].hook)
         sae = subject.saes[p.sae]
-        return sae_feature_acts(sae, acts), sae_feature_acts(random_like(sae, p.random_seed), acts)
-    rand = random_model(subject, p.random_seed)
-    return (split_acts(subject, subject.model, "model", which, p.hook),
-            split_acts(subject, rand, f"random model {p.random_seed}", which, p.hook))
+        return sae_feature_acts(random_like(sae, p.random_seed) if baseline else sae, acts)
+    if baseline:
+        return split_acts(subject, random_model(subject, p.random_seed), f"random model {p.random_seed}", which, p.hook)
+    return split_acts(subject, subject.model, "model", which, p.hook)
 
 
 def measure_feature_label(subject, p: FeatureTracksLabel, which: str = "confirmation") -> LabelTracking:
@@ -521,12 +521,11 @@ def measure_feature_label(subject, p: FeatureTracksLabel, which: str = "confirma
     cases = (int((label & mask).sum()), int((~label & mask).sum()))
     if min(cases) < p.min_cases:
         raise ValueError(f"only {cases[0]} labelled and {cases[1]} unlabelled positions ({label_name(p)}; min_cases {p.min_cases})")
-    units, rand_units = unit_acts(subject, p, which)
-    unit = units[..., p.feature if p.sae is not None else p.neuron].double().cpu().numpy()
+    unit = unit_acts(subject, p, which)[..., p.feature if p.sae is not None else p.neuron].double().cpu().numpy()
     # baseline: the random SAE's (random model's) best unit, chosen on the selection split
     sel = split(subject, "selection")
-    rand_unit = best_label_feature(unit_acts(subject, p, "selection")[1], label_of(sel, p), sel.positions(p.positions))
-    rand_acts = rand_units[..., rand_unit].double().cpu().numpy()
+    rand_unit = best_label_feature(unit_acts(subject, p, "selection", baseline=True), label_of(sel, p), sel.positions(p.positions))
+    rand_acts = unit_acts(subject, p, which, baseline=True)[..., rand_unit].double().cpu().numpy()
     y = label.astype(np.float64)
     ours, base = masked_correlation_sums(unit, y, mask), masked_correlation_sums(rand_acts, y, mask)
     joint = np.concatenate([ours, base], -1)
