@@ -108,7 +108,7 @@ def discover(manifest_path: Path, device: str = "cpu") -> tuple[dict, dict]:
         hook = m.saes[sae].hook
         feats = f.sae_feature_acts(subject.saes[sae], f.split_acts(subject, subject.model, "model", "selection", hook))
         feature = f.best_label_feature(feats, data.positions(p["feature_label"]), data.positions("all"))
-        t = f.measure_feature_label(subject, f.FeatureTracksLabel(sae, feature, -1.0, label=p["feature_label"]), "selection")
+        t = f.measure_feature_label(subject, f.FeatureTracksLabel(sae=sae, feature=feature, min_correlation=-1.0, label=p["feature_label"]), "selection")
         log(f"feature {feature}: r {t.correlation}, AUROC {t.auroc:.4f}, random-SAE feature {t.random_feature} {t.random_correlation}")
         tables["claims.feature_tracks_label"] = {
             "sae": sae, "feature": feature, "label": p["feature_label"],

@@ -137,16 +137,14 @@ class SAEQuality:
     random_seed: int = 0  # the randomly initialised SAE printed as the baseline
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # keywords only: the optional unit fields come before the required bound
 class FeatureTracksLabel:
     """The unit is an SAE feature (`sae`, `feature`) or a neuron (`hook`, `neuron`: one unit of a
     vector hook), exactly one of the two."""
 
     sae: Annotated[str | None, SAERef()] = None
     feature: Annotated[int | None, FeatureOf("sae")] = None
-    # required (missing: refused in __post_init__); a default only so that sae and feature, which the
-    # neuron form leaves out, keep their places before it
-    min_correlation: Correlation = math.nan
+    min_correlation: Correlation
     max_correlation: Correlation = 1.0
     label: str = "seen_before"  # a position set; ignored when label_tokens is given
     label_tokens: tuple[int, ...] = ()  # label: the position's token is one of these
@@ -159,8 +157,6 @@ class FeatureTracksLabel:
     neuron: Annotated[int | None, UnitOf("hook")] = None
 
     def __post_init__(self) -> None:
-        if math.isnan(self.min_correlation):
-            raise ValueError("missing key 'min_correlation' (NaN bounds nothing)")
         sae_form, neuron_form = (self.sae, self.feature), (self.hook, self.neuron)
         if any(v is not None for v in sae_form) and any(v is not None for v in neuron_form):
             raise ValueError("sae, feature and hook, neuron: name one unit, an SAE feature (sae and feature) or a neuron "
