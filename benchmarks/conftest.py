@@ -12,6 +12,7 @@ import torch
 
 REFERENCE_N = 2048  # the machine's rate is read off an n^3 fp32 matmul: big enough to reach the kernel's peak
 SUMMARY = pytest.StashKey[list]()
+REAL_SHAPES = pytest.StashKey[list]()  # benchmarks/test_real_shapes.py: a line per replica and per claim
 
 
 def best_seconds(fn, repeats: int = 5, min_sample_s: float = 0.05) -> float:
@@ -89,4 +90,11 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.section("throughput: fraction of this machine's matmul rate")
         terminalreporter.write_line(f"torch {torch.__version__}, {torch.get_num_threads()} threads; mean time per call")
         for line in lines:
+            terminalreporter.write_line(line)
+    real = config.stash.get(REAL_SHAPES, [])
+    if real:
+        terminalreporter.section("the real checkpoints' shapes: each claim end to end on a replica")
+        terminalreporter.write_line(f"torch {torch.__version__}, {torch.get_num_threads()} threads, this machine's "
+                                    f"{REFERENCE_N}^3 matmul {reference_gflops():.0f} GFLOP/s")
+        for line in real:
             terminalreporter.write_line(line)

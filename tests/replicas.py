@@ -87,3 +87,22 @@ def write_legacy_sae(artifact: Path, d_in=16, d_sae=32, hook_point="blocks.6.hoo
     with legacy_config_class() as config:
         torch.save({"cfg": config(hook_point=hook_point, d_in=d_in), "state_dict": weights}, artifact / "final_sparse_autoencoder.pt")
     return weights
+
+
+# --- whole hub repositories, laid out as published ------------------------------------------------
+
+def write_culture_hub(root: Path, cfg: dict, d_sae: int, puzzles_per_task: int) -> Path:
+    """tommyp111/culture-gpt (gpt_000.pth), culture-sae (gpt-0/blocks_8_mlp_out) and
+    culture-puzzles-1M-partitioned (data/<task>-00000-of-00001.parquet, generated puzzles of the real
+    405-token layout) as local folders under `root`."""
+    from verify.culture.layout import REAL_LAYOUT
+    from verify.culture.tasks import build_dataset
+
+    (root / "culture-gpt").mkdir(parents=True)
+    torch.save((culture_state(cfg), 0.95), root / "culture-gpt" / "gpt_000.pth")
+    write_sae_folder(root / "culture-sae" / "gpt-0" / "blocks_8_mlp_out", d_in=cfg["d_model"], d_sae=d_sae)
+    data = root / "culture-puzzles-1M-partitioned" / "data"
+    data.mkdir(parents=True)
+    for task, split in build_dataset(puzzles_per_task, 0, REAL_LAYOUT).items():
+        split.to_parquet(str(data / f"{task}-00000-of-00001.parquet"))
+    return root
