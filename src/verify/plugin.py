@@ -44,15 +44,19 @@ import types
 from pathlib import Path
 
 import pytest
-import torch
 
-from verify import ledger, sources, timing
-from verify import registry as claim_registry
-from verify.devices import DEVICE_CHOICES, available_cores, resolve_device, worker_device, worker_threads
-from verify.manifest import ManifestError, claim_name
-from verify.recording import (CHECKS, FIGURES, MEASURED, SECONDS, SUBJECT, Recorder, claim_property, subject_record,
-                              unavailable_record)
-from verify.verdicts import Check, failures
+from verify import gcpause
+
+with gcpause.paused():  # torch's import, without full collections over it (verify.gcpause)
+    import torch
+
+    from verify import ledger, sources, timing
+    from verify import registry as claim_registry
+    from verify.devices import DEVICE_CHOICES, available_cores, resolve_device, worker_device, worker_threads
+    from verify.manifest import ManifestError, claim_name
+    from verify.recording import (CHECKS, FIGURES, MEASURED, SECONDS, SUBJECT, Recorder, claim_property, subject_record,
+                                  unavailable_record)
+    from verify.verdicts import Check, failures
 
 SUBJECTS = pytest.StashKey()
 RECORDER = pytest.StashKey()
@@ -163,8 +167,11 @@ def subjects_dir(config: pytest.Config) -> Path | None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Read the manifests and the baseline before collecting, so a bad manifest, --subject or
-    baseline is a usage error."""
-    found = subjects(session.config)
+    baseline is a usage error. Start-up's objects are frozen once read (verify.gcpause)."""
+    with gcpause.paused():
+        found = subjects(session.config)
+    if found.manifests:
+        gcpause.freeze_startup()
     if not hasattr(session.config, "workerinput"):
         session.config.stash[BASELINE] = read_baseline(session.config, set(found.manifests))
 
