@@ -76,7 +76,7 @@ def shards(tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def parallel(shards) -> subprocess.CompletedProcess:
     """The same claims under `pytest -n 2`, gated on the merged shards' ledger."""
-    return pytest_run(*EMBEDDED, "-n", "2", "--claims-baseline", str(shards["merged"]),
+    return pytest_run(*EMBEDDED, "-n", "2", "-v", "--claims-baseline", str(shards["merged"]),
                       "--claims-report", str(shards["dir"] / "parallel"))
 
 
@@ -158,6 +158,17 @@ def test_xdist_prints_the_same_numbers_as_serial_shards(shards, parallel):
     assert counted, parallel.stdout[-2000:]
     absent = sum(r.verdict == "absent" for r in records)
     assert (int(counted.group(1)), int(counted.group(2) or 0)) == (len(records) - absent, absent)
+
+
+def test_xdist_runs_each_subject_s_claims_on_one_worker(parallel):
+    """The plugin's loadgroup reaches the workers (they parse the command line themselves): every claim
+    of a subject runs on the worker that loaded it, so its data and clean runs are made once."""
+    ran = re.findall(r"^\[(gw\d+)\] \[ *\d+%\] (?:PASSED|XFAIL|FAILED) \S+@(\S+)", parallel.stdout, re.M)
+    workers = {}
+    for worker, subject in ran:
+        workers.setdefault(subject, set()).add(worker)
+    assert set(workers) == set(SHARDS.values()), parallel.stdout[-3000:]
+    assert all(len(w) == 1 for w in workers.values()), workers
 
 
 def test_same_seeds_give_identical_ledger_values(shards, parallel):

@@ -54,11 +54,12 @@ with gcpause.paused():  # torch's import, without full collections over it (veri
     from verify import registry as claim_registry
     from verify.devices import DEVICE_CHOICES, available_cores, resolve_device, worker_device, worker_threads
     from verify.manifest import ManifestError, claim_name
-    from verify.recording import (CHECKS, FIGURES, MEASURED, SECONDS, SUBJECT, Recorder, claim_property, subject_record,
-                                  unavailable_record)
+    from verify.recording import (CHECKS, FIGURES, MEASURED, SECONDS, SUBJECT, Recorder, claim_property, plain_nodeid,
+                                  subject_record, unavailable_record)
     from verify.verdicts import Check, failures
 
 SUBJECTS = pytest.StashKey()
+LOADGROUP_INPUT = "verify_loadgroup"  # workerinput key: the controller grouped claims by subject
 RECORDER = pytest.StashKey()
 RECORDED_SUBJECTS = pytest.StashKey()
 LOAD_SECONDS = pytest.StashKey()
@@ -237,11 +238,23 @@ def parse_shard(text: str) -> tuple[int, int]:
 def group_by_subject(config: pytest.Config) -> None:
     """Under `pytest -n N` with no --dist of the user's, send each subject's claims to one worker
     (xdist's loadgroup), so every worker loads a subject at most once."""
+    if hasattr(config, "workerinput"):
+        # a worker parses the command line itself (so `--dist load`, and loadgroup off); without
+        # loadgroup it leaves out the group suffix the controller schedules by, and spreads a subject
+        if config.workerinput.get(LOADGROUP_INPUT):
+            config.option.loadgroup = True
+        return
     if not getattr(config.option, "numprocesses", None) or getattr(config.option, "dist", "no") != "load":
         return
     given = [*config.invocation_params.args, *config.getini("addopts"), *os.environ.get("PYTEST_ADDOPTS", "").split()]
     if not any(str(arg).startswith("--dist") or str(arg) == "-d" for arg in given):
         config.option.dist = "loadgroup"
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent without it
+def pytest_configure_node(node) -> None:
+    """Tell each xdist worker whether the controller chose loadgroup (`group_by_subject`)."""
+    node.workerinput[LOADGROUP_INPUT] = node.config.option.dist == "loadgroup"
 
 
 def reporting(config: pytest.Config) -> bool:
@@ -281,7 +294,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def claim_key(item) -> str:
     """The claim table a claim test measures: the claim's name, or "NAME.INSTANCE" for a named instance."""
-    return item.config.stash[INSTANCES].get(item.nodeid, item.get_closest_marker("claim").args[0])
+    return item.config.stash[INSTANCES].get(plain_nodeid(item.nodeid), item.get_closest_marker("claim").args[0])
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
@@ -388,8 +401,8 @@ def subject(request: pytest.FixtureRequest):
             pytest.fail(message + " (--require-subjects)", pytrace=False)
         pytest.skip(message)
     except (CheckpointError, ManifestError, ValueError, OSError) as err:  # bad files: one line, once per subject
-        first = request.config.stash[LOAD_ERRORS].setdefault(name, request.node.nodeid)
-        pytest.fail(f"{NOT_LOADED}: {name}: {err}" if first == request.node.nodeid else f"{NOT_LOADED}: {name} (see {first})",
+        first = request.config.stash[LOAD_ERRORS].setdefault(name, plain_nodeid(request.node.nodeid))
+        pytest.fail(f"{NOT_LOADED}: {name}: {err}" if first == plain_nodeid(request.node.nodeid) else f"{NOT_LOADED}: {name} (see {first})",
                     pytrace=False)
 
 
@@ -499,7 +512,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     tr = terminalreporter
     tr.write_sep("=", "claims: measured against thresholds")  # write_sep ends a pending progress line first; section does not
     for nodeid in sorted(recorder.lines):  # the same order serially and under xdist
-        tr.write_line(plain_nodeid(nodeid))
+        tr.write_line(nodeid)
         for line in recorder.lines[nodeid]:
             tr.write_line("    " + line)
     if config.getoption("--claims-durations"):
@@ -539,9 +552,6 @@ def describe(seconds: dict[str, float]) -> str:
     return ", ".join(f"{stage} {seconds[stage]:.1f} s" for stage in order) + f" (total {sum(seconds.values()):.1f} s)"
 
 
-def plain_nodeid(nodeid: str) -> str:
-    """A test id without the `@subject` suffix that xdist's loadgroup appends."""
-    return nodeid.rsplit("@", 1)[0] if "@" in nodeid.rsplit("::", 1)[-1] else nodeid
 
 
 def write_durations(tr, recorder: Recorder) -> None:

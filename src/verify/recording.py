@@ -61,8 +61,14 @@ def reason_of(report: pytest.TestReport) -> str:
     return (report.longreprtext or "").strip().splitlines()[0] if report.longreprtext else ""
 
 
+def plain_nodeid(nodeid: str) -> str:
+    """A test id without the `@subject` suffix that xdist's loadgroup appends: a claim's id, and its
+    ledger record, are the same serially and under `pytest -n N`."""
+    return nodeid.rsplit("@", 1)[0] if "@" in nodeid.rsplit("::", 1)[-1] else nodeid
+
+
 class Recorder:
-    """Collects the claims' printed lines (for the terminal summary) and ledger records."""
+    """Collects the claims' printed lines (for the terminal summary) and ledger records, by plain test id."""
 
     def __init__(self) -> None:
         self.lines: dict[str, list[str]] = {}  # nodeid -> printed check lines
@@ -79,7 +85,7 @@ class Recorder:
             return
         lines = [value for key, value in report.user_properties if key == MEASURED]
         if lines:
-            self.lines[report.nodeid] = lines
+            self.lines[plain_nodeid(report.nodeid)] = lines
         head = json.loads(props[CLAIM])
         if report.when == "call" or (report.when == "setup" and not report.passed):
             checks = [ledger.Measured.model_validate(c) for c in json.loads(props.get(CHECKS, "[]"))]
@@ -93,9 +99,9 @@ class Recorder:
             else:
                 verdict = "failed" if report.when == "call" else "not_measurable"
             figures = json.loads(props.get(FIGURES, "[]"))
-            self.records[report.nodeid] = ledger.ClaimRecord(
+            self.records[plain_nodeid(report.nodeid)] = ledger.ClaimRecord(
                 **head, verdict=verdict, reason="" if report.passed else reason_of(report), checks=checks,
-                figures=figures, seconds=json.loads(props.get(SECONDS, "{}")), nodeid=report.nodeid)
+                figures=figures, seconds=json.loads(props.get(SECONDS, "{}")), nodeid=plain_nodeid(report.nodeid))
 
     def ledger(self, environment: ledger.Environment, manifests: dict) -> ledger.Ledger:
         """The run's ledger; `manifests` (name -> Manifest) names subjects no claim reached."""
