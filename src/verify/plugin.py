@@ -166,6 +166,7 @@ def subjects_dir(config: pytest.Config) -> Path | None:
     return folder
 
 
+@pytest.hookimpl(trylast=True)  # under xdist after the workers are started: they import while the controller reads
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Read the manifests and the baseline before collecting, so a bad manifest, --subject or
     baseline is a usage error. Start-up's objects are frozen once read (verify.gcpause)."""
