@@ -553,8 +553,6 @@ def describe(seconds: dict[str, float]) -> str:
     return ", ".join(f"{stage} {seconds[stage]:.1f} s" for stage in order) + f" (total {sum(seconds.values()):.1f} s)"
 
 
-
-
 def write_durations(tr, recorder: Recorder) -> None:
     tr.write_sep("=", "claims: where the time went (seconds)")
     rows = sorted(recorder.records.values(), key=lambda r: -sum(r.seconds.values()))
