@@ -53,6 +53,8 @@ def refusal(model, hooks: Sequence[Hook] = ()) -> str | None:
     ends = torch.nn.ModuleList([getattr(model, "ln_final", torch.nn.Identity()), model.unembed])
     checks = (
         (not getattr(block.attn, fused.FUSED_ATTR, False), "the last block's attention is not fused"),
+        (getattr(block.attn, "_attention_dir_override", None) is not None, "an attention direction set at run time"),
+        (cfg.dtype not in (torch.float32, torch.float64), f"dtype {cfg.dtype}"),
         (cfg.positional_embedding_type != "standard", f"{cfg.positional_embedding_type} positions"),
         (bool(cfg.parallel_attn_mlp or cfg.use_attn_in or cfg.use_split_qkv_input or cfg.use_attn_result),
          "parallel attention and MLP or per-head attention inputs"),
