@@ -29,7 +29,7 @@ import numpy as np
 from verify import diskcache
 from verify.loaders.common import CheckpointError
 
-ENTRY_VERSION = 1  # of what `entry` keeps: bump when it changes
+ENTRY_VERSION = 2  # of what `entry` keeps: bump when it changes (2: published in the registry's key order)
 
 # what sae_lens' get_pretrained_saes_directory fills in when a release's YAML records nothing
 UNRECORDED = {"variance_explained": 1.0, "l0": 0.0}
@@ -75,7 +75,7 @@ def entry(release: str, sae_id: str) -> dict:
         repo_id, folder = get_repo_id_and_folder_name(release, sae_id)
         record = {"repo_id": repo_id, "folder": folder,
                   "published": {k: float(v) for k, v in values.items() if v is not None and float(v) != UNRECORDED[k]}}
-        return np.frombuffer(json.dumps(record, sort_keys=True).encode(), dtype=np.uint8)
+        return np.frombuffer(json.dumps(record).encode(), dtype=np.uint8)  # key order as built: published keeps the registry's
 
     registry = registry_file()
     key = {"version": ENTRY_VERSION, "release": release, "sae_id": sae_id,
