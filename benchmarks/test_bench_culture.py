@@ -16,6 +16,7 @@ from verify.culture.evaluate import greedy_answers, greedy_verdicts, teacher_for
 from verify.interventions import zero_ablation
 from verify.culture.layout import REAL_LAYOUT, PuzzleLayout
 from verify.culture.tasks import generate_task
+from verify import suffix
 from verify.flops import executed_flops, forward_flops
 from verify.loaders.culture_pth import CULTURE_GPT_CONFIG
 
@@ -67,6 +68,13 @@ def mlp_in_shape(case: Case) -> tuple[int, int, int]:
     return len(case.puzzles) * (case.layout.length - 1), case.model.cfg.d_model, case.model.cfg.d_mlp
 
 
+def verdict_flops(case: Case, hooks=()) -> int:
+    """What teacher_forced_verdicts executes: the last block from the first answer prediction on where
+    verify.suffix runs (a fused model, hooks it allows), else the whole forward."""
+    first = case.layout.answer_logits_slice.start if suffix.refusal(case.model, hooks) is None else 0
+    return forward_flops(case.model.cfg, len(case.puzzles), case.layout.length - 1, from_position=first)
+
+
 def test_teacher_forced_vs_greedy(benchmark, record, case):
     model, layout, puzzles = case.model, case.layout, case.puzzles
     n = len(puzzles)
@@ -78,7 +86,7 @@ def test_teacher_forced_vs_greedy(benchmark, record, case):
     start = time.perf_counter()
     teacher_forced_verdicts(model, puzzles, layout)
     tf_s = time.perf_counter() - start
-    flops = forward_flops(model.cfg, n, layout.length - 1)
+    flops = verdict_flops(case)
     assert executed_flops(teacher_forced_verdicts, model, puzzles, layout) == flops
     record(flops, n * (layout.length - 1), matmul_shape=mlp_in_shape(case), greedy_seconds=round(greedy_s, 3),
            teacher_forced_seconds=round(tf_s, 4), speedup_over_greedy=round(greedy_s / tf_s, 1), verdicts_per_s=round(n / tf_s, 1))
@@ -88,6 +96,6 @@ def test_forward_with_ablation_hook(benchmark, record, case):
     verdicts = benchmark(teacher_forced_verdicts, case.model, case.puzzles, case.layout, [zero_ablation(case.hook)])
     n = len(case.puzzles)
     assert verdicts.shape == (n,)
-    flops = forward_flops(case.model.cfg, n, case.layout.length - 1)
+    flops = verdict_flops(case, [zero_ablation(case.hook)])
     assert executed_flops(teacher_forced_verdicts, case.model, case.puzzles, case.layout, [zero_ablation(case.hook)]) == flops
     record(flops, n * (case.layout.length - 1), matmul_shape=mlp_in_shape(case))
