@@ -51,7 +51,7 @@ from tests.replicas import write_culture_hub, write_legacy_sae
 from verify import registry, timing
 from verify.culture import findings as culture
 from verify.culture.data import TASKS
-from verify.flops import executed_flops, forward_flops
+from verify.flops import CPU_ATTENTION, MATMULS, executed_flops, forward_flops
 from verify.loaders.culture_pth import CULTURE_GPT_CONFIG
 from verify.loaders.othello_gpt import OTHELLO_GPT_CONFIG
 from verify.othello import data as othello
@@ -164,8 +164,6 @@ def replica(request, tmp_path_factory) -> Replica:
 
 # --- measuring one claim ------------------------------------------------------------------------------
 
-MATMULS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}  # the profiler computes their FLOPs
-CPU_ATTENTION = "aten::_scaled_dot_product_flash_attention_for_cpu"  # its FLOPs are not: counted from its shapes
 
 
 @dataclass
