@@ -7,11 +7,9 @@ import pytest
 import torch
 
 from tests.conftest import ROOT
-from tests.test_loaders_replica import culture_state, write_sae_folder
+from tests.replicas import write_culture_hub
 from tests.test_plugin import run
 from verify import sources
-from verify.culture.layout import REAL_LAYOUT
-from verify.culture.tasks import build_dataset
 
 CULTURE_GPT_0 = ROOT / "fixtures" / "subjects" / "culture-gpt-0.toml"
 REPLICA = {"n_layers": 12, "d_model": 32, "n_heads": 2, "d_head": 16, "d_mlp": 64, "d_vocab": 15}
@@ -20,15 +18,7 @@ REPLICA = {"n_layers": 12, "d_model": 32, "n_heads": 2, "d_head": 16, "d_mlp": 6
 @pytest.fixture(scope="module")
 def hub_replica(tmp_path_factory) -> Path:
     """tommyp111/culture-gpt, culture-sae and culture-puzzles-1M-partitioned, as local folders."""
-    root = tmp_path_factory.mktemp("hub")
-    (root / "culture-gpt").mkdir()
-    torch.save((culture_state(REPLICA), 0.95), root / "culture-gpt" / "gpt_000.pth")
-    write_sae_folder(root / "culture-sae" / "gpt-0" / "blocks_8_mlp_out", d_in=REPLICA["d_model"], d_sae=64)
-    data = root / "culture-puzzles-1M-partitioned" / "data"
-    data.mkdir(parents=True)
-    for task, split in build_dataset(8, 0, REAL_LAYOUT).items():
-        split.to_parquet(str(data / f"{task}-00000-of-00001.parquet"))
-    return root
+    return write_culture_hub(tmp_path_factory.mktemp("hub"), REPLICA, d_sae=64, puzzles_per_task=8)
 
 
 def replica_manifest(tmp_path: Path, root: Path) -> Path:
