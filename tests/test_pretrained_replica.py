@@ -279,6 +279,28 @@ def test_release_lookups_are_kept_per_registry_file(tmp_path, monkeypatch):
         with pytest.raises(CheckpointError, match="is converted by SAELens"):
             sae_release.source("gpt2-small-hook-z-kk", "blocks.0.hook_z")
 
+@pytest.mark.parametrize("forged", [b"{not json", b"\xff\xfe", b'{"repo_id": 5, "folder": "x", "published": {}}',
+                                    b'{"repo_id": "evil/repo", "folder": "x", "published": {"l0": "many"}}', b"[]", b""])
+def test_a_forged_release_entry_is_made_again(tmp_path, monkeypatch, forged):
+    """A kept entry is data another process wrote: one that is not what `entry` writes (its digest
+    checked out, its content did not) is made again from the registry and overwritten."""
+    import hashlib
+    import json
+
+    import numpy as np
+
+    from verify import diskcache
+    from verify.loaders import sae_release
+
+    monkeypatch.setenv("VERIFY_CACHE_DIR", str(tmp_path / "cache"))
+    key = {"version": sae_release.ENTRY_VERSION, "release": RELEASE, "sae_id": SAE_ID,
+           "registry_sha256": hashlib.sha256(sae_release.registry_file().read_bytes()).hexdigest()}
+    path = diskcache.entry_path("sae-release", key)
+    diskcache.write_entry(path, json.dumps(key, sort_keys=True), np.frombuffer(forged, dtype=np.uint8))
+    assert diskcache.read_entry(path, json.dumps(key, sort_keys=True)) is not None  # sound as a cache file
+    assert sae_release.source(RELEASE, SAE_ID) == f"hf://{JB_REPO}/{SAE_ID}/"
+    assert sae_release.parse_entry(diskcache.read_entry(path, json.dumps(key, sort_keys=True)))["repo_id"] == JB_REPO
+
 def test_release_not_cached_is_skipped_with_the_reason(pytester, tmp_path, hf_home):
     """The model is cached, the release's folder is not: skipped offline, naming the hub folder."""
     (tmp_path / "subjects").mkdir()

@@ -49,14 +49,16 @@ def entry_path(kind: str, key: dict[str, Any]) -> Path:
     return cache_dir() / kind / f"{name}.npz"
 
 
-def cached_array(kind: str, key: dict[str, Any], make: Callable[[], np.ndarray]) -> np.ndarray:
+def cached_array(kind: str, key: dict[str, Any], make: Callable[[], np.ndarray],
+                 valid: Callable[[np.ndarray], bool] | None = None) -> np.ndarray:
     """The array `make()` returns for `key` (JSON-serialisable), from the cache when a sound
-    entry is there, else made, stored and returned. `kind` names the cache's subfolder."""
+    entry is there (and, given `valid`, its array passes it), else made, stored and returned. `kind`
+    names the cache's subfolder."""
     path = entry_path(kind, key)
     text = json.dumps(key, sort_keys=True)
     with timing.stage("data"):
         found = read_entry(path, text)
-        if found is not None:
+        if found is not None and (valid is None or valid(found)):
             return found
         array = np.asarray(make())
         write_entry(path, text, array)

@@ -15,7 +15,9 @@ those values count as not published.
 Parsing that registry takes about 1.3 s (a 1.5 MB YAML file), at every collection that reads a manifest
 naming a release. What this module takes from it for a release and sae_id (hub repo, folder, published
 numbers) is kept in verify.diskcache, keyed by the sha256 of the installed pretrained_saes.yaml, so a
-changed or upgraded registry is read again; a refused release is not cached and is refused again."""
+changed or upgraded registry is read again; a refused release is not cached and is refused again; an
+entry whose content is not a record this module writes (damaged, or forged with a matching digest) is
+made again."""
 
 from __future__ import annotations
 
@@ -80,7 +82,23 @@ def entry(release: str, sae_id: str) -> dict:
     registry = registry_file()
     key = {"version": ENTRY_VERSION, "release": release, "sae_id": sae_id,
            "registry_sha256": hashlib.sha256(registry.read_bytes()).hexdigest()}
-    return json.loads(diskcache.cached_array("sae-release", key, make).tobytes())
+    return parse_entry(diskcache.cached_array("sae-release", key, make, valid=lambda a: parse_entry(a) is not None))
+
+
+def parse_entry(array: np.ndarray) -> dict | None:
+    """A kept entry's record, or None where it is not one `entry` writes (a damaged or forged file
+    whose own digest checks out): that entry is made again from the registry."""
+    if array.dtype != np.uint8 or array.ndim != 1:
+        return None
+    try:
+        record = json.loads(array.tobytes())
+    except ValueError:  # UnicodeDecodeError included
+        return None
+    fields_ok = (isinstance(record, dict) and set(record) == {"repo_id", "folder", "published"}
+                 and isinstance(record["repo_id"], str) and isinstance(record["folder"], str)
+                 and isinstance(record["published"], dict)
+                 and all(k in UNRECORDED and isinstance(v, float) for k, v in record["published"].items()))
+    return record if fields_ok else None
 
 
 def source(release: str, sae_id: str) -> str:
