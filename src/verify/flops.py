@@ -43,10 +43,16 @@ def executed_flops(fn, *args, **kwargs) -> int:
     Not FlopCounterMode: it registers global module hooks, and a registered hook turns verify.fused and
     verify.suffix off, so it would count another forward than the one timed."""
     from torch.profiler import ProfilerActivity, profile
-    from torch.utils import flop_counter
 
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True, with_flops=True) as prof:
         fn(*args, **kwargs)
+    return profiled_flops(prof)
+
+
+def profiled_flops(prof) -> int:
+    """Matmul FLOPs of what a finished torch profiler (record_shapes, with_flops) recorded."""
+    from torch.utils import flop_counter
+
     total = 0
     for event in prof.events():
         if event.name in MATMULS:
