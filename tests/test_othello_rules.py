@@ -107,6 +107,28 @@ def test_batched_generator_agrees_with_reference_board(seed):
     np.testing.assert_array_equal(games.next_player, reference.next_player)
 
 
+@settings(max_examples=40)
+@given(st.integers(0, 2**32 - 1))
+def test_bitboard_rules_agree_with_reference_board_on_any_position(seed):
+    """Arbitrary boards (not only reachable ones): stones on every edge and corner, where a shift
+    that wrapped round a row would show."""
+    rng = np.random.default_rng(seed)
+    boards = rng.choice(np.array([EMPTY, BLACK, WHITE], dtype=np.int8), size=(16, 64), p=[0.3, 0.35, 0.35])
+    players = rng.choice(np.array([BLACK, WHITE], dtype=np.int8), size=16)
+    mine = np.array([othello.bits_of(b, p) for b, p in zip(boards, players)], dtype=np.uint64)
+    theirs = np.array([othello.bits_of(b, -p) for b, p in zip(boards, players)], dtype=np.uint64)
+    legal = othello.squares_of(othello.legal_bits(mine, theirs))
+    for i, (board_state, player) in enumerate(zip(boards, players)):
+        board = Board()
+        board.state = board_state.copy()
+        expected = board.legal_moves(int(player))
+        assert np.flatnonzero(legal[i]).tolist() == expected
+        for square in expected:
+            played = np.array([np.uint64(1) << np.uint64(square)], dtype=np.uint64)
+            flipped = othello.squares_of(othello.flipped_bits(played, mine[i : i + 1], theirs[i : i + 1]))[0]
+            assert np.flatnonzero(flipped).tolist() == sorted(board.flips(square, int(player)))
+
+
 def test_generator_makes_full_games_only_and_is_seeded():
     a, b, c = othello.generate_games(50, 7), othello.generate_games(50, 7), othello.generate_games(50, 8)
     assert a.squares.shape == (50, 60)

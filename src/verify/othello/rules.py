@@ -7,7 +7,7 @@ Conventions (those of Othello-GPT and its published checkpoints):
 - a player with no legal move passes; passes never appear in move sequences.
 
 Two implementations of the rules live here on purpose: `Board` is the plain one-game reference,
-`generate_games` is a batched numpy version used to make data fast. Tests check they agree.
+`generate_games` is a batched bitboard version used to make data fast. Tests check they agree.
 """
 
 from __future__ import annotations
@@ -109,42 +109,63 @@ class Board:
         return flipped
 
 
-# --- batched generator ---------------------------------------------------------------------------
+# --- batched generator: bitboards --------------------------------------------------------------
 
-def _rays() -> np.ndarray:
-    """rays[s, d, k]: the k-th square from s in direction d, or 64 (an always-empty pad) past the edge."""
-    rays = np.full((64, 8, 7), 64, dtype=np.int64)
-    for s in range(64):
-        row, col = divmod(s, 8)
-        for d, (dr, dc) in enumerate(DIRECTIONS):
-            for k in range(7):
-                r, c = row + dr * (k + 1), col + dc * (k + 1)
-                if not (0 <= r < 8 and 0 <= c < 8):
-                    break
-                rays[s, d, k] = 8 * r + c
-    return rays
+# A bitboard holds one player's stones of a game in a uint64, bit s for square s; a batch of games is
+# a (B,) uint64 array per player, so each rule below is a few dozen numpy operations on B numbers.
+# (Gathering every square's eight rays as (B, 64, 8, 7) arrays took 39 ms per batch of 4096 and step.)
+ALL_SQUARES = np.uint64(2**64 - 1)
 
 
-RAYS = _rays()
+def _landing(dc: int) -> np.uint64:
+    """The squares a one-step shift along a direction may land on: a step east must not wrap from
+    column 7 onto column 0 of the next row, nor a step west from column 0 onto column 7."""
+    wrapped = {1: 0, -1: 7}.get(dc)
+    column = 0 if wrapped is None else sum(1 << (8 * row + wrapped) for row in range(8))
+    return np.uint64(~column & (2**64 - 1))
 
 
-def _flip_counts(boards: np.ndarray, players: np.ndarray) -> np.ndarray:
-    """(B, 64, 8): stones flipped along each direction if the player to move played each square."""
-    relative = boards * players[:, None]  # +1 mine, -1 theirs
-    padded = np.concatenate([relative, np.zeros((len(boards), 1), dtype=relative.dtype)], axis=1)
-    along = padded[:, RAYS]  # (B, 64, 8, 7)
-    counts = np.zeros(along.shape[:3], dtype=np.int8)
-    in_run = along[..., 0] == -1  # still inside a run of opponent stones
-    for k in range(1, 7):
-        counts[in_run & (along[..., k] == 1)] = k  # run of k opponent stones closed by my stone
-        in_run &= along[..., k] == -1
-    counts[boards != EMPTY] = 0
-    return counts
+STEPS = tuple((8 * dr + dc, _landing(dc)) for dr, dc in DIRECTIONS)  # (shift, landing squares) per direction
 
 
-def legal_move_mask(boards: np.ndarray, players: np.ndarray) -> np.ndarray:
-    """(B, 64) bool: legal moves of `players` (B,) on `boards` (B, 64)."""
-    return _flip_counts(boards, players).sum(-1) > 0
+def _step(bits: np.ndarray, shift: int, lands: np.uint64) -> np.ndarray:
+    return ((bits << np.uint64(shift)) if shift > 0 else (bits >> np.uint64(-shift))) & lands
+
+
+def _runs(seed: np.ndarray, theirs: np.ndarray, shift: int, lands: np.uint64) -> np.ndarray:
+    """From each seed square, the run of opponent stones that starts one step away (at most 6)."""
+    run = _step(seed, shift, lands) & theirs
+    for _ in range(5):
+        run |= _step(run, shift, lands) & theirs
+    return run
+
+
+def legal_bits(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+    """(B,) bitboards of the empty squares from which a run of opponent stones ends at a stone of mine."""
+    empty = ~(mine | theirs)
+    legal = np.zeros_like(mine)
+    for shift, lands in STEPS:
+        legal |= _step(_runs(mine, theirs, shift, lands), shift, lands) & empty
+    return legal
+
+
+def flipped_bits(move: np.ndarray, mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+    """(B,) bitboards of the stones that playing `move` (one bit, or none) flips."""
+    flipped = np.zeros_like(mine)
+    for shift, lands in STEPS:
+        run = _runs(move, theirs, shift, lands)
+        flipped |= np.where((_step(run, shift, lands) & mine) != 0, run, np.uint64(0))
+    return flipped
+
+
+def squares_of(bits: np.ndarray) -> np.ndarray:
+    """(B, 64) bool: the squares set in each bitboard."""
+    little = np.ascontiguousarray(bits, dtype="<u8").view(np.uint8).reshape(len(bits), 8)
+    return np.unpackbits(little, axis=1, bitorder="little").astype(bool)
+
+
+def bits_of(board: np.ndarray, colour: int) -> np.uint64:
+    return np.uint64(sum(1 << int(s) for s in np.flatnonzero(board == colour)))
 
 
 @dataclass(frozen=True)
@@ -195,40 +216,35 @@ def generate_games(n_games: int, seed: int, batch: int = 4096) -> Games:
 
 
 def _play_batch(batch: int, rng: np.random.Generator) -> Games:
-    boards = np.tile(initial_board(), (batch, 1))
+    black = np.full(batch, bits_of(initial_board(), BLACK), dtype=np.uint64)
+    white = np.full(batch, bits_of(initial_board(), WHITE), dtype=np.uint64)
     players = np.full(batch, BLACK, dtype=np.int8)
     alive = np.ones(batch, dtype=bool)
     squares = np.zeros((batch, GAME_LENGTH), dtype=np.int64)
     states = np.zeros((batch, GAME_LENGTH, 64), dtype=np.int8)
     next_player = np.zeros((batch, GAME_LENGTH), dtype=np.int8)
     legal = np.zeros((batch, GAME_LENGTH, 64), dtype=bool)
-    idx = np.arange(batch)
-    counts = _flip_counts(boards, players)
+    can = legal_bits(black, white)
     for t in range(GAME_LENGTH):
-        can = counts.sum(-1) > 0
-        alive &= can.any(-1)
+        alive &= can != 0
         # a uniformly random legal move: argmax of random scores over the legal squares
-        move = np.argmax(np.where(can, rng.random((batch, 64)), -1.0), axis=-1)
-        steps = np.arange(1, 8)
-        run = counts[idx, move]  # (B, 8) stones flipped along each direction
-        flip_sq = RAYS[move]  # (B, 8, 7)
-        flip_mask = (steps[None, None, :] <= run[..., None]) & alive[:, None, None]
-        rows = np.broadcast_to(idx[:, None, None], flip_sq.shape)[flip_mask]
-        boards[rows, flip_sq[flip_mask]] = players[rows]
-        boards[idx[alive], move[alive]] = players[alive]
+        move = np.argmax(np.where(squares_of(can), rng.random((batch, 64)), -1.0), axis=-1)
+        played = np.where(alive, np.uint64(1) << move.astype(np.uint64), np.uint64(0))
+        is_black = players == BLACK
+        mine, theirs = np.where(is_black, black, white), np.where(is_black, white, black)
+        flipped = flipped_bits(played, mine, theirs)
+        mine, theirs = mine | played | flipped, theirs & ~flipped
+        black, white = np.where(is_black, mine, theirs), np.where(is_black, theirs, mine)
         squares[:, t] = move
-        states[:, t] = boards
+        states[:, t] = squares_of(black).astype(np.int8) - squares_of(white).astype(np.int8)
         # whose turn next: the opponent, unless they must pass
-        opp_counts = _flip_counts(boards, -players)
-        my_counts = _flip_counts(boards, players)
-        has_opp = (opp_counts.sum(-1) > 0).any(-1)
-        counts = np.where(has_opp[:, None, None], opp_counts, my_counts)
+        theirs_legal, mine_legal = legal_bits(theirs, mine), legal_bits(mine, theirs)
+        has_opp = theirs_legal != 0
+        can = np.where(has_opp, theirs_legal, mine_legal)
         players = np.where(has_opp, -players, players).astype(np.int8)
-        next_legal = counts.sum(-1) > 0
-        over = ~next_legal.any(-1)
-        next_player[:, t] = np.where(over, 0, players)
-        legal[:, t] = next_legal
-    keep = alive & (np.abs(boards).sum(-1) == 64)
+        next_player[:, t] = np.where(can == 0, 0, players)
+        legal[:, t] = squares_of(can)
+    keep = alive & ((black | white) == ALL_SQUARES)
     return Games(squares[keep], states[keep], next_player[keep], legal[keep])
 
 
