@@ -17,6 +17,7 @@ import torch
 
 from verify import diskcache, timing
 from verify.culture.data import TASKS, Split, check_task, row_digest, row_hashes
+from verify.culture.draws import scalar_draws
 from verify.culture.layout import MARKERS, PuzzleLayout
 from verify.splits import first_distinct
 
@@ -79,11 +80,17 @@ class Resample(Exception):
 
 def random_rect(rng: np.random.Generator, h: int, w: int, min_side: int, inset: int = 0) -> Rect:
     """A rectangle at least `inset` cells away from the grid's edges."""
+    return Rect(*(int(v) for v in _draw_rect(rng.integers, h, w, min_side, inset)))
+
+
+def _draw_rect(integers, h: int, w: int, min_side: int, inset: int) -> tuple[int, int, int, int]:
+    """random_rect's draws through `integers` (a bound rng.integers), as (r0, c0, r1, c1): the hot
+    loop of random_rects builds a Rect only for the rectangles it keeps."""
     while True:
-        rh, rw = rng.integers(min_side, h - 2 * inset + 1), rng.integers(min_side, w - 2 * inset + 1)
+        rh, rw = integers(min_side, h - 2 * inset + 1), integers(min_side, w - 2 * inset + 1)
         if rh * rw <= MAX_AREA:
-            r0, c0 = rng.integers(inset, h - inset - rh + 1), rng.integers(inset, w - inset - rw + 1)
-            return Rect(int(r0), int(c0), int(r0 + rh), int(c0 + rw))
+            r0, c0 = integers(inset, h - inset - rh + 1), integers(inset, w - inset - rw + 1)
+            return r0, c0, r0 + rh, c0 + rw
 
 
 def n_rects(rng, lo: int, hi: int, h: int, w: int, min_side: int) -> int:
@@ -95,18 +102,24 @@ def n_rects(rng, lo: int, hi: int, h: int, w: int, min_side: int) -> int:
 
 
 def random_rects(rng, n: int, h: int, w: int, min_side: int, last_min: int | None = None, last_inset: int = 0) -> list[Rect]:
+    """n non-overlapping random_rect's, the last one with side `last_min` and inset `last_inset`.
+    Most draws are thrown away (a cramped grid), so the loop works on tuples, not Rects."""
+    integers = rng.integers
     for _ in range(20):
-        rects: list[Rect] = []
+        rects: list[tuple[int, int, int, int]] = []
         for i in range(n):
             last = i == n - 1
-            side = last_min if (last_min and last) else min_side
+            side, inset = (last_min or min_side, last_inset) if last else (min_side, 0)
             for _ in range(50):
-                r = random_rect(rng, h, w, side, last_inset if last else 0)
-                if not any(r.overlaps(o) for o in rects):
-                    rects.append(r)
+                r0, c0, r1, c1 = _draw_rect(integers, h, w, side, inset)
+                for o_r0, o_c0, o_r1, o_c1 in rects:
+                    if r0 < o_r1 and o_r0 < r1 and c0 < o_c1 and o_c0 < c1:  # Rect.overlaps
+                        break
+                else:
+                    rects.append((r0, c0, r1, c1))
                     break
         if len(rects) == n:
-            return rects
+            return [Rect(*(int(v) for v in r)) for r in rects]
     raise Resample
 
 
@@ -245,11 +258,14 @@ def quiz_draws(rng: np.random.Generator) -> dict:
 
 
 def make_pair(task: str, rng: np.random.Generator, q: dict, h: int, w: int, min_side: int) -> Pair:
-    for _ in range(1000):
-        try:
-            return PAIR_MAKERS[task](rng, q, h, w, min_side)
-        except Resample:
-            continue
+    # the pair makers draw only scalar integers, millions of them: verify.culture.draws gives
+    # numpy's numbers without numpy's per-call overhead
+    with scalar_draws(rng) as draws:
+        for _ in range(1000):
+            try:
+                return PAIR_MAKERS[task](draws, q, h, w, min_side)
+            except Resample:
+                continue
     raise RuntimeError(f"task {task}: no valid pair on a {h}x{w} grid after 1000 draws")
 
 
