@@ -51,6 +51,7 @@ with gcpause.paused():  # torch's import, without full collections over it (veri
     import torch
 
     from verify import ledger, sources, timing
+    from verify.coreshare import CoreShare
     from verify import registry as claim_registry
     from verify.devices import DEVICE_CHOICES, available_cores, resolve_device, worker_device, worker_threads
     from verify.manifest import ManifestError, claim_name
@@ -61,6 +62,7 @@ with gcpause.paused():  # torch's import, without full collections over it (veri
 SUBJECTS = pytest.StashKey()
 LOADGROUP_INPUT = "verify_loadgroup"  # workerinput key: the controller grouped claims by subject
 RECORDER = pytest.StashKey()
+CORE_SHARE = pytest.StashKey()  # an xdist worker's (CoreShare, what stops its refresh at each stage)
 RECORDED_SUBJECTS = pytest.StashKey()
 LOAD_SECONDS = pytest.StashKey()
 PROGRESS = pytest.StashKey()
@@ -135,15 +137,33 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(config.stash[RECORDER], "verify-recorder")
     config.stash[RECORDED_SUBJECTS] = set()
     group_by_subject(config)  # nothing of another library's global state: this repository's hypothesis profiles live in its conftest.py
-    share_cores()
+    join_core_share(config)
 
 
-def share_cores() -> None:
-    """Under `pytest -n N`, each worker runs torch on its share of the cores (the one setting of
-    torch's the plugin makes, and only in xdist workers). OMP_NUM_THREADS, if set, is the user's."""
-    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
-    if workers and workers.isdigit() and not os.environ.get("OMP_NUM_THREADS"):
-        torch.set_num_threads(worker_threads(int(workers), available_cores()))
+def pytest_unconfigure(config: pytest.Config) -> None:
+    leave_core_share(config)  # a worker stopped before its session finished
+
+
+def join_core_share(config: pytest.Config) -> None:
+    """Under `pytest -n N`, each worker runs torch on its share of the cores, and those still busy
+    take the cores of those done, at each test and stage (verify.coreshare). Torch's default, every
+    core in every worker, made `-n 2` slower than a serial run. OMP_NUM_THREADS, if set, is the user's."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None or os.environ.get("OMP_NUM_THREADS"):
+        return
+    share = CoreShare(workerinput["testrunuid"], workerinput["workerid"], available_cores())
+    share.refresh()
+    config.stash[CORE_SHARE] = share, timing.when_starting(lambda stage: share.refresh())
+
+
+def leave_core_share(config: pytest.Config) -> None:
+    """This worker has run its last test: its cores go to the workers still busy."""
+    joined = config.stash.get(CORE_SHARE, None)
+    if joined is not None:
+        share, stop_refreshing = joined
+        stop_refreshing()
+        share.leave()
+        del config.stash[CORE_SHARE]
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -151,7 +171,8 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     if not isinstance(workers, int) or workers < 1 or os.environ.get("OMP_NUM_THREADS"):
         return None
     cores = available_cores()
-    return f"verify: {workers} workers on {cores} cores: torch runs {worker_threads(workers, cores)} intra-op thread(s) in each"
+    return (f"verify: {workers} workers on {cores} cores: torch runs {worker_threads(workers, cores)} intra-op thread(s) in each "
+            "while all are busy; the workers still busy take the cores of those done")
 
 
 def subjects_dir(config: pytest.Config) -> Path | None:
@@ -365,7 +386,11 @@ def subject_of(item) -> str | None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Name the subject, claim and parameters in the test's reports, whatever happens next."""
+    """Name the subject, claim and parameters in the test's reports, whatever happens next; in an
+    xdist worker, take its current share of the cores."""
+    joined = item.config.stash.get(CORE_SHARE, None)
+    if joined is not None:
+        joined[0].refresh()
     name = subject_of(item)
     if name is None:
         return
@@ -561,9 +586,10 @@ def write_durations(tr, recorder: Recorder) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
-    """Write the ledger and report; run the drift gate; only measurement errors, no claim
-    measured false: a distinct exit status for CI gates."""
+    """Hand an xdist worker's cores on; write the ledger and report; run the drift gate; only
+    measurement errors, no claim measured false: a distinct exit status for CI gates."""
     config = session.config
+    leave_core_share(config)
     if reporting(config) and not hasattr(config, "workerinput"):
         gate_failed = write_ledger(config)
         if gate_failed and session.exitstatus == pytest.ExitCode.OK:

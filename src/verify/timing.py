@@ -5,20 +5,28 @@ less the time of the stages nested inside it (so a data load inside a forward pa
 "data" only). `with collect() as seconds:` gathers the stages of the work inside its block into a
 dict, and puts the block's time outside every stage under "other". Collectors nest: an inner one
 sees the stages of its own block, an outer one sees them too, and neither hides time from the
-other. Not thread-safe: stages opened by other threads would be mis-nested.
+other. Not thread-safe: stages opened by other threads would be mis-nested. `when_starting(f)`
+calls f(name) as each stage starts (an xdist worker takes its share of the cores there: verify.coreshare).
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from time import perf_counter
-from typing import Iterator
+from typing import Callable, Iterator
 
 STAGES = ("load", "data", "forward", "statistics")
 OTHER = "other"  # a collector's time outside every stage
 
 _collectors: list[dict[str, float]] = []
 _open: list[list[float]] = []  # per open stage: [start, seconds spent in the stages nested inside it]
+_starting: list[Callable[[str], None]] = []
+
+
+def when_starting(callback: Callable[[str], None]) -> Callable[[], None]:
+    """Call `callback(name)` as each stage starts, until the returned function is called."""
+    _starting.append(callback)
+    return lambda: _starting.remove(callback)
 
 
 @contextmanager
@@ -26,6 +34,8 @@ def stage(name: str) -> Iterator[None]:
     """Count the block's wall time, less that of nested stages, as `name` for every active collector."""
     if name not in STAGES:
         raise ValueError(f"unknown stage {name!r} (stages: {', '.join(STAGES)})")
+    for callback in _starting:
+        callback(name)
     if not _collectors:  # nobody listening: nothing to measure
         yield
         return
