@@ -531,11 +531,12 @@ def closest(searches: list[Search], cells: int) -> tuple[int | None, list[Hypoth
 
 # --- the oracle -------------------------------------------------------------------------------------
 
-def example_rules(task: str, puzzle: Puzzle, geo: Geometry, min_side: int) -> set[Rule]:
+def example_rules(task: str, puzzle: Puzzle, geo: Geometry, min_side: int) -> list[Rule]:
     """The rules (with the colours the example shows, in index order) under which some rectangle
-    tuple draws the worked example's input and output exactly."""
+    tuple draws the worked example's input and output exactly, in the order found: a set's order
+    would vary between processes (hash(None) does), and with it the answers `solve` stops at."""
     reading = GridReading(task, puzzle.example_input, True, geo, min_side, exact=True)
-    rules = set()
+    rules: dict[Rule, None] = {}
     for setting in SETTINGS.get(task, ({},)):
         for extra in extra_colours(task, puzzle):
             draft = Rule(extra=extra, **setting)
@@ -543,8 +544,8 @@ def example_rules(task: str, puzzle: Puzzle, geo: Geometry, min_side: int) -> se
                 for hyp in Search(reading, draft, n, bound=0).hypotheses():
                     _, out = pair_grids(task, draft, hyp.rects, hyp.colours, geo.h, geo.w)
                     if (out == puzzle.example_output).all():
-                        rules.add(replace(draft, colours=hyp.colours))
-    return rules
+                        rules[replace(draft, colours=hyp.colours)] = None
+    return list(rules)
 
 
 def extra_colours(task: str, puzzle: Puzzle) -> list[int | None]:
