@@ -33,7 +33,7 @@ def test_emulated_integers_are_numpys_and_leave_numpys_state(seed):
         ns = [RANGES[i] for i in plan.integers(0, len(RANGES), size=count)]
         emulated = D.Pcg64Integers(mine)
         got = [emulated.integers(low, low + n) for low, n in zip(lows, ns)]
-        words += emulated._before + emulated._i - emulated._buffered
+        words += emulated.taken - emulated._buffered
         emulated.close()
         want = [int(theirs.integers(low, low + n)) for low, n in zip(lows, ns)]
         draws += sum(n > 1 for n in ns)

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from verify.culture import tasks as T
 from verify.culture.data import TASKS, task_rows
+from verify.culture.draws import scalar_draws
 from verify.culture.layout import REAL_LAYOUT, PuzzleLayout
 from verify.culture.structures import structure_of
 
@@ -189,3 +190,65 @@ def test_an_answer_block_without_a_marker_is_named():
     tokens[2, layout.marker_position(3)] = 0
     with pytest.raises(ValueError, match="puzzle 2: answer block marker 0"):
         structure_of(tokens, layout)
+
+
+def numpy_random_rects(rng, n, h, w, min_side, last_min=None, last_inset=0):
+    """random_rects as first written (GENERATOR_VERSION 2), every draw a numpy call: the reference
+    that its faster loop (tuples, verify.culture.draws) must follow draw for draw."""
+    def random_rect(side, inset):
+        while True:
+            rh, rw = rng.integers(side, h - 2 * inset + 1), rng.integers(side, w - 2 * inset + 1)
+            if rh * rw <= T.MAX_AREA:
+                r0, c0 = rng.integers(inset, h - inset - rh + 1), rng.integers(inset, w - inset - rw + 1)
+                return T.Rect(int(r0), int(c0), int(r0 + rh), int(c0 + rw))
+
+    for _ in range(20):
+        rects = []
+        for i in range(n):
+            last = i == n - 1
+            for _ in range(50):
+                r = random_rect(last_min if (last_min and last) else min_side, last_inset if last else 0)
+                if not any(r.overlaps(o) for o in rects):
+                    rects.append(r)
+                    break
+        if len(rects) == n:
+            return rects
+    raise T.Resample
+
+
+# (n, h, w, min_side, last_min, last_inset): the pair makers' calls on both layouts, and cramped ones
+RECT_CALLS = sorted({(n, h, h, s, last_min, inset) for h, s in ((6, 2), (10, 3)) for n in (1, 2, 3)
+                     for last_min, inset in ((None, 0), (s + 1, 0), (s + 1, 1), (3, 0))}, key=str) + [(3, 5, 5, 2, 3, 1), (2, 4, 5, 2, None, 0)]
+
+
+@pytest.mark.parametrize("call", RECT_CALLS, ids=str)
+def test_random_rects_follows_numpys_draws(call):
+    """Rectangles, Resamples and the Generator's state afterwards equal the all-numpy reference's,
+    drawing through verify.culture.draws (as make_pair does) or through the Generator itself."""
+    outcomes = set()
+    for seed in range(80):
+        mine, plain, theirs = (np.random.default_rng([seed, 9]) for _ in range(3))
+        for rng in (mine, plain, theirs):
+            rng.integers(0, 3, size=seed % 3)  # the 32-bit buffer full or empty, as quiz_draws may leave it
+
+        def outcome(draw):
+            try:
+                return draw()
+            except T.Resample:
+                return "resample"
+
+        want = outcome(lambda: numpy_random_rects(theirs, *call))
+        with scalar_draws(mine) as draws:
+            assert outcome(lambda: T.random_rects(draws, *call)) == want
+        assert outcome(lambda: T.random_rects(plain, *call)) == want
+        assert mine.bit_generator.state == theirs.bit_generator.state == plain.bit_generator.state
+        outcomes.add(want == "resample")
+    if call[1] == 6 and call[0] == 3 and call[5] == 1:
+        assert outcomes == {True, False}  # cramped: some calls give up (Resample), others succeed
+
+
+def test_a_grid_too_small_for_the_rectangles_is_named():
+    with pytest.raises(ValueError, match="a 4x4 grid cannot hold a rectangle of side 3 kept 1 cells from its edges"):
+        T.random_rects(np.random.default_rng(0), 2, 4, 4, 2, last_min=3, last_inset=1)
+    with pytest.raises(ValueError, match="a 6x6 grid cannot hold a rectangle of side 7 kept 0 cells"):
+        T.random_rect(np.random.default_rng(0), 6, 6, 7)

@@ -23,6 +23,7 @@ out the Generator itself, with a warning: slower, never different.
 from __future__ import annotations
 
 import functools
+import operator
 import warnings
 from contextlib import contextmanager
 from typing import Iterator
@@ -42,14 +43,26 @@ class Pcg64Integers:
         self._start = self._bitgen.state
         # the 32-bit words numpy would hand out, in order: the buffered high half first, if any
         self._buffered = self._start["has_uint32"]
-        self._words = [self._start["uinteger"]] if self._buffered else []
-        self._words += self._fetch()
-        self._i = 0  # next word in self._words
         self._before = 0  # words in the blocks before self._words
+        self._start_block(([self._start["uinteger"]] if self._buffered else []) + self._fetch())
 
     def _fetch(self) -> list[int]:
         raw = self._bitgen.random_raw(BLOCK)
         return np.stack([raw & MASK32, raw >> 32], axis=1).ravel().tolist()
+
+    def _start_block(self, words: list[int]) -> None:
+        self._words = words
+        self._unread = iter(words)
+        self._next_word = self._unread.__next__  # a C call: the cheapest way to take a word
+
+    def _next(self) -> int:
+        """The next word, fetching a block when this one is used up."""
+        try:
+            return self._next_word()
+        except StopIteration:
+            self._before += len(self._words)
+            self._start_block(self._fetch())
+            return self._next_word()
 
     def integers(self, low: int, high: int) -> int:
         n = high - low
@@ -57,28 +70,24 @@ class Pcg64Integers:
             return low
         if not 1 < n <= 2**32:
             raise ValueError(f"Pcg64Integers.integers: {high} - {low} outside the emulated range 1..2**32")
-        i = self._i  # self._next(), inlined: this is the hot path
-        if i == len(self._words):
-            self._before += i
-            self._words, i = self._fetch(), 0
-        m = self._words[i] * n
-        self._i = i + 1
+        try:
+            m = self._next_word() * n  # self._next(), inlined: this is the hot path
+        except StopIteration:
+            m = self._next() * n
         if m & MASK32 < n:  # rare (n / 2**32): the only case where Lemire's method may reject
             threshold = (2**32 - n) % n
             while m & MASK32 < threshold:
                 m = self._next() * n
         return low + (m >> 32)
 
-    def _next(self) -> int:
-        if self._i == len(self._words):
-            self._before += self._i
-            self._words, self._i = self._fetch(), 0
-        self._i += 1
-        return self._words[self._i - 1]
+    @property
+    def taken(self) -> int:
+        """32-bit words taken so far, the buffered one included."""
+        return self._before + len(self._words) - operator.length_hint(self._unread)
 
     def close(self) -> None:
         """Put the bit generator where numpy's own calls would have left it."""
-        used = self._before + self._i - self._buffered  # words taken from fresh 64-bit outputs
+        used = self.taken - self._buffered  # words taken from fresh 64-bit outputs
         if used <= 0:
             # at most the buffered word was taken: no output drawn; numpy keeps the stale uinteger
             self._bitgen.state = dict(self._start, has_uint32=int(used < 0))

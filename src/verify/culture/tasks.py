@@ -79,18 +79,8 @@ class Resample(Exception):
 
 
 def random_rect(rng: np.random.Generator, h: int, w: int, min_side: int, inset: int = 0) -> Rect:
-    """A rectangle at least `inset` cells away from the grid's edges."""
-    return Rect(*(int(v) for v in _draw_rect(rng.integers, h, w, min_side, inset)))
-
-
-def _draw_rect(integers, h: int, w: int, min_side: int, inset: int) -> tuple[int, int, int, int]:
-    """random_rect's draws through `integers` (a bound rng.integers), as (r0, c0, r1, c1): the hot
-    loop of random_rects builds a Rect only for the rectangles it keeps."""
-    while True:
-        rh, rw = integers(min_side, h - 2 * inset + 1), integers(min_side, w - 2 * inset + 1)
-        if rh * rw <= MAX_AREA:
-            r0, c0 = integers(inset, h - inset - rh + 1), integers(inset, w - inset - rw + 1)
-            return r0, c0, r0 + rh, c0 + rw
+    """A rectangle at least `inset` cells away from the grid's edges: random_rects' draw, alone."""
+    return random_rects(rng, 1, h, w, min_side, last_inset=inset)[0]
 
 
 def n_rects(rng, lo: int, hi: int, h: int, w: int, min_side: int) -> int:
@@ -102,8 +92,13 @@ def n_rects(rng, lo: int, hi: int, h: int, w: int, min_side: int) -> int:
 
 
 def random_rects(rng, n: int, h: int, w: int, min_side: int, last_min: int | None = None, last_inset: int = 0) -> list[Rect]:
-    """n non-overlapping random_rect's, the last one with side `last_min` and inset `last_inset`.
-    Most draws are thrown away (a cramped grid), so the loop works on tuples, not Rects."""
+    """n non-overlapping rectangles, each at least `min_side` on a side and of area <= MAX_AREA; the
+    last one at least `last_min` and `last_inset` cells away from the edges. Most draws are thrown
+    away (a cramped grid): this loop is the generator's hot path, so it works on tuples, not Rects."""
+    limits = {(last_min or min_side, last_inset)} | ({(min_side, 0)} if n > 1 else set())
+    for side, inset in limits:  # else integers() below would fail with numpy's "low >= high"
+        if side > min(h, w) - 2 * inset:
+            raise ValueError(f"a {h}x{w} grid cannot hold a rectangle of side {side} kept {inset} cells from its edges")
     integers = rng.integers
     for _ in range(20):
         rects: list[tuple[int, int, int, int]] = []
@@ -111,7 +106,12 @@ def random_rects(rng, n: int, h: int, w: int, min_side: int, last_min: int | Non
             last = i == n - 1
             side, inset = (last_min or min_side, last_inset) if last else (min_side, 0)
             for _ in range(50):
-                r0, c0, r1, c1 = _draw_rect(integers, h, w, side, inset)
+                while True:  # a rectangle: its height and width, then where it sits
+                    rh, rw = integers(side, h - 2 * inset + 1), integers(side, w - 2 * inset + 1)
+                    if rh * rw <= MAX_AREA:
+                        r0, c0 = integers(inset, h - inset - rh + 1), integers(inset, w - inset - rw + 1)
+                        break
+                r1, c1 = r0 + rh, c0 + rw
                 for o_r0, o_c0, o_r1, o_c1 in rects:
                     if r0 < o_r1 and o_r0 < r1 and c0 < o_c1 and o_c0 < c1:  # Rect.overlaps
                         break
