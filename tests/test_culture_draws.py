@@ -71,13 +71,32 @@ def test_ranges_outside_the_emulated_ones_are_refused():
                 emulated.integers(low, high)
 
 
-def test_numpy_itself_where_the_emulation_does_not_hold(monkeypatch):
-    """Another bit generator, or a numpy whose integers differ (the self-check fails): numpy's calls."""
+def test_another_bit_generator_draws_through_numpy():
     mt = np.random.Generator(np.random.MT19937(0))
     with D.scalar_draws(mt) as draws:
         assert draws is mt
+
+
+def modulo_integers(self, low, high):
+    return low + self._next() % (high - low)
+
+
+def state_without_buffer(self, rng):
+    raise KeyError("has_uint32")
+
+
+@pytest.mark.parametrize("patch", [("integers", modulo_integers), ("__init__", state_without_buffer)], ids=["modulo", "state"])
+def test_the_self_check_falls_back_to_numpy_where_the_emulation_does_not_hold(monkeypatch, patch):
+    """A numpy drawing bounded integers otherwise (here: modulo instead of Lemire's method) or keeping
+    PCG64's state otherwise fails the first-use check: the generator then draws through numpy, warned."""
     assert D.emulation_agrees()  # this numpy: the emulation holds
-    monkeypatch.setattr(D, "emulation_agrees", lambda: False)
-    pcg = np.random.default_rng(0)
-    with D.scalar_draws(pcg) as draws:
-        assert draws is pcg
+    monkeypatch.setattr(D.Pcg64Integers, *patch)
+    D.emulation_agrees.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match="drawing through numpy"):
+            assert not D.emulation_agrees()
+        rng = np.random.default_rng(0)
+        with D.scalar_draws(rng) as draws:
+            assert draws is rng
+    finally:
+        D.emulation_agrees.cache_clear()
