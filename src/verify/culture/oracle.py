@@ -479,25 +479,28 @@ class Search:
         that can still end within the bound, in depth-first order; None when there is none."""
         options, picks = self.options[index], partial.picks
         slack = self.bound - self.reading.nonzero - partial.score - self._least_score(index + 1, partial.used)
-        cut = int(np.searchsorted(options.score, slack.max(), side="right"))  # sorted by score
-        if not cut:
+        cuts = np.searchsorted(options.score, slack, side="right")  # options are sorted by score: a prefix per row
+        if not cuts.any():
             return None
-        ok = options.score[:cut] <= slack[:, None]
-        ok &= options.mismatched[:cut] <= (self.bound - partial.mismatched)[:, None]  # those cells stay wrong
+        # each row with each option of its prefix, row by row (depth-first order): a small share of
+        # rows x options once the bound is tight, so the checks below work on these pairs only
+        row = np.repeat(np.arange(len(cuts)), cuts)
+        k = np.arange(len(row)) - np.repeat(np.cumsum(cuts) - cuts, cuts)
+        ok = options.mismatched[k] <= self.bound - partial.mismatched[row]  # those cells stay wrong whatever follows
         if index >= len(self.rule.colours) and picks:  # a free colour: unlike those picked
-            ok &= (partial.used[:, None] >> options.colour[:cut]) & 1 == 0
+            ok &= (partial.used[row] >> options.colour[k]) & 1 == 0
         geo = self.reading.geometry
-        rects = [options.rect[:cut]] + ([options.moved[:cut]] if options.moves else [])
-        for picked, k in zip(self.options, picks):  # no overlap between rectangles, nor with where the last one moves
-            others = [picked.rect[k]] + ([picked.moved[k]] if picked.moves else [])
+        rects = [options.rect[k]] + ([options.moved[k]] if options.moves else [])
+        for picked, p in zip(self.options, picks):  # no overlap between rectangles, nor with where the last one moves
+            others = [picked.rect[p[row]]] + ([picked.moved[p[row]]] if picked.moves else [])
             for rect in rects:
                 for other in others:
-                    ok &= ~geo.overlaps[other[:, None], rect]
+                    ok &= ~geo.overlaps[other, rect]
         if picks and self.reading.task == "contact" and not self.reading.is_input:
-            ok &= options.touches[:cut] == geo.shares_side[self.options[0].rect[picks[0]][:, None], options.rect[:cut]]
-        row, k = np.nonzero(ok)  # row-major: depth-first order
-        if not len(row):
+            ok &= options.touches[k] == geo.shares_side[self.options[0].rect[picks[0][row]], rects[0]]
+        if not ok.any():
             return None
+        row, k = row[ok], k[ok]
         return Partial(tuple(p[row] for p in picks) + (k,), partial.score[row] + options.score[k],
                        partial.mismatched[row] + options.mismatched[k], partial.used[row] | (1 << options.colour[k]))
 
