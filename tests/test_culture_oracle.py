@@ -259,6 +259,81 @@ def test_brute_force_agrees_on_4x4_puzzles(task, seed):
         assert O.valid_answers(tokens, task, TINY) == brute_force_answers(tokens, task, TINY)
 
 
+
+def noisy_quiz(task: str, rng: np.random.Generator, layout: PuzzleLayout, flips: int) -> np.ndarray:
+    """As `drawn_quiz`, in a structure whose block 2 is read as noisy, with `flips` of its cells set
+    to random colours (more noise than make_quiz's 5%, to search to larger distances)."""
+    _, _, grids = drawings(task, layout)[rng.integers(len(drawings(task, layout)))]
+    palette = np.concatenate([[0], rng.permutation(np.arange(1, 11))[:4]])
+    halves = [palette[grids[rng.integers(len(grids))]].reshape(2, layout.height, layout.width) for _ in range(2)]
+    tokens = lay_out(halves, int(rng.choice(O.NOISY_STRUCTURES)), layout)
+    tokens[layout.grid_slice(2).start + rng.choice(layout.cells, flips, replace=False)] = rng.integers(0, 11, flips)
+    return tokens
+
+
+def brute_force_closest(tokens, task: str, layout: PuzzleLayout) -> O.Solution:
+    """The Solution of a noisy puzzle by trying every drawable pair, in every colouring the example's
+    rules allow, as the question's: the least distance of its shown half from block 2, the answer
+    halves at it, and whether a pair at it has output == input."""
+    puzzle = O.read_puzzle(tokens, layout)
+    example = np.concatenate([puzzle.example_input.ravel(), puzzle.example_output.ravel()])
+    shown_half, answer_half = (0, 1) if puzzle.question_is_input else (1, 0)
+    extra_of = (lambda m: int(m[EXTRA])) if task in O.USES_EXTRA else (lambda m: None)
+    distances, pairs = [], []
+    for _, rects, grids in drawings(task, layout):
+        drawn_example, example_maps = colour_maps(grids.reshape(len(grids), -1), example)
+        rules = {(tuple(m[1 : 1 + len(r)]), extra_of(m)) for r, m, ok in zip(rects, example_maps, drawn_example) if ok}
+        sizes = np.array([len(r) for r in rects])
+        for colours, extra in rules:
+            free = [c for c in range(1, 11) if c not in colours and c != extra]
+            for n in sorted(set(sizes.tolist())):
+                known = min(n, len(colours))  # rectangle i has the example's colour i, the others distinct free ones
+                palettes = np.array([[0, *colours[:known], *rest, *[0] * (3 - n), extra or 0]
+                                     for rest in itertools.permutations(free, n - known)])
+                drawn = palettes[:, grids[sizes == n]].reshape(-1, 2, layout.cells)  # (colourings x tuples, 2, cells)
+                distances.append((drawn[:, shown_half] != puzzle.question.ravel()).sum(axis=1))
+                pairs.append(drawn)
+    distances, pairs = np.concatenate(distances), np.concatenate(pairs)
+    kept = pairs[distances == distances.min()]
+    answers = {a.reshape(layout.height, layout.width).astype(np.int64).tobytes() for a in kept[:, answer_half]}
+    return O.Solution(answers, int(distances.min()), bool((kept[:, 0] == kept[:, 1]).all(axis=1).any()))
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_brute_force_agrees_on_noisy_4x4_puzzles(task):
+    """The least-distance search (its score bounds, overlap and contact pruning at every bound) against
+    every hypothesis scored: the same distance, answers and degenerate flag, for 0-5 noisy cells."""
+    for seed in range(60):
+        tokens = noisy_quiz(task, np.random.default_rng(seed), TINY, flips=seed % 6)
+        assert O.solve(tokens, task, TINY) == brute_force_closest(tokens, task, TINY), f"seed {seed}"
+
+
+def test_a_question_without_contact_is_read_as_noise():
+    """Rectangles none of which shares a side with rectangle 0 make no contact pair (on a 4x4 grid
+    every three do): shown as the question's input or output, they are read as the closest contact
+    pair, at a distance > 0."""
+    layout = PuzzleLayout(4, 6)
+    colours = (3, 5, 7)
+    touching = [T.Rect(0, 0, 2, 2), T.Rect(0, 2, 2, 4), T.Rect(2, 0, 4, 2)]
+    apart = T.paint(4, 6, [T.Rect(0, 0, 2, 2), T.Rect(0, 4, 2, 6), T.Rect(2, 4, 4, 6)], colours)
+    example = (T.paint(4, 6, touching, colours), T.contact_output(4, 6, touching, colours))
+    for structure in O.NOISY_STRUCTURES:  # block 2 is the second pair's input, then its output
+        tokens = lay_out([example, (apart, apart)], structure, layout)
+        solution = O.solve(tokens, "contact", layout)
+        assert solution == brute_force_closest(tokens, "contact", layout) and solution.noise > 0, structure
+
+
+def test_rectangles_the_example_does_not_show_have_distinct_colours():
+    """An L of one colour drawn as two rectangles of that colour, beside a rectangle in the example's
+    colour, is no replace_color pair: the question's rectangles beyond the example's one take
+    distinct colours, so it is read at a distance > 0."""
+    example = T.paint(4, 4, [T.Rect(1, 1, 3, 3)], (3,))
+    replaced = T.paint(4, 4, [T.Rect(1, 1, 3, 3)], (8,))
+    shown = T.paint(4, 4, [T.Rect(0, 0, 2, 2), T.Rect(0, 2, 2, 4), T.Rect(2, 0, 4, 4)], (3, 9, 9))
+    tokens = lay_out([(example, replaced), (shown, shown)], 0, TINY)  # structure 0: block 2 is the question's input
+    solution = O.solve(tokens, "replace_color", TINY)
+    assert solution == brute_force_closest(tokens, "replace_color", TINY) and solution.noise > 0
+
 # --- the API ------------------------------------------------------------------------------------------
 
 def test_determined_is_one_answer_and_degenerate_pairs_are_found():
