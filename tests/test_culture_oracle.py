@@ -1,7 +1,8 @@
 """The answer oracle (verify.culture.oracle): its rules are the generator's, the true answer is
 always valid (as far as the noise allows), puzzles determined by construction have one answer,
-brute force over every rectangle tuple of a 4x4 grid agrees with it, and a printed table of the
-shares of undetermined puzzles per task."""
+brute force over every rectangle tuple of a 4x4 grid agrees with it (noise-free, and noisy: the
+least distance and the answers at it), and a printed table of the shares of undetermined puzzles
+per task."""
 
 import itertools
 import time

@@ -492,10 +492,9 @@ class Search:
         geo = self.reading.geometry
         rects = [options.rect[k]] + ([options.moved[k]] if options.moves else [])
         for picked, p in zip(self.options, picks):  # no overlap between rectangles, nor with where the last one moves
-            others = [picked.rect[p[row]]] + ([picked.moved[p[row]]] if picked.moves else [])
+            other = picked.rect[p[row]]  # an index before the last: it does not move
             for rect in rects:
-                for other in others:
-                    ok &= ~geo.overlaps[other, rect]
+                ok &= ~geo.overlaps[other, rect]
         if picks and self.reading.task == "contact" and not self.reading.is_input:
             ok &= options.touches[k] == geo.shares_side[self.options[0].rect[picks[0][row]], rects[0]]
         if not ok.any():
