@@ -214,13 +214,13 @@ class Geometry:
     @cached_property
     def overlaps(self) -> np.ndarray:
         """(R, R) bool: Rect.overlaps of every two rectangles."""
-        boxes = self.coords.astype(np.int8)  # sides < 128: int8 builds the 3025 x 3025 of 10x10 grids ~8x faster
+        boxes = self.coords.astype(np.int16)  # not int64: builds the 3025 x 3025 of 10x10 grids ~4x faster
         return overlapping(boxes[:, None], boxes[None])
 
     @cached_property
     def shares_side(self) -> np.ndarray:
         """(R, R) bool: Rect.shares_side of every two rectangles."""
-        boxes = self.coords.astype(np.int8)
+        boxes = self.coords.astype(np.int16)
         return sharing_side(boxes[:, None], boxes[None])
 
     def fitting(self, min_side: int, inset: int) -> np.ndarray:
