@@ -205,7 +205,8 @@ def test_induction_tiny_is_refused_on_the_bridge_at_collection(tmp_path):
     assert "\n" not in str(err.value)
 
 
-def test_collection_of_a_bridge_subject_warns_nothing(tmp_path):
+def test_collection_of_a_bridge_subject_warns_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("VERIFY_CACHE_DIR", str(tmp_path / "cache"))  # skeletons built, not read from the disk cache
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         read_manifest(bridge_manifest(tmp_path, "othello-tiny", "hooked"))

@@ -1,5 +1,5 @@
 """Arrays that are slow to make and depend on no weights (generated puzzles, the answer oracle's
-masks), kept on disk between sessions.
+masks), and small JSON records (a skeleton's hook shapes, a registry entry), kept on disk between sessions.
 
 Where: $VERIFY_CACHE_DIR, else ~/.cache/verify; deleting the folder clears the cache. An entry is
 named by its key: everything that decides the array (a generator's or definition's version, seeds,
@@ -63,6 +63,27 @@ def cached_array(kind: str, key: dict[str, Any], make: Callable[[], np.ndarray],
         array = np.asarray(make())
         write_entry(path, text, array)
         return array
+
+
+def cached_json(kind: str, key: dict[str, Any], make: Callable[[], Any], valid: Callable[[Any], bool]) -> Any:
+    """The JSON value `make()` returns for `key`, kept as `cached_array` keeps arrays (its UTF-8
+    bytes); an entry that is not JSON, or whose value fails `valid` (damaged or forged, its digest
+    checking out), is made again."""
+    def parse(array: np.ndarray) -> Any:
+        if array.dtype != np.uint8 or array.ndim != 1:
+            return _NOT_VALID
+        try:
+            value = json.loads(array.tobytes())
+        except ValueError:  # UnicodeDecodeError included
+            return _NOT_VALID
+        return value if valid(value) else _NOT_VALID
+
+    array = cached_array(kind, key, lambda: np.frombuffer(json.dumps(make()).encode(), dtype=np.uint8),
+                         valid=lambda a: parse(a) is not _NOT_VALID)
+    return parse(array)
+
+
+_NOT_VALID = object()
 
 
 MEMBERS = ("array", "key", "sha256")

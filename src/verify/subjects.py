@@ -3,7 +3,7 @@
 This module knows no domain and no checkpoint format by name: formats come from verify.loaders,
 data sources and claims from verify.registry. A manifest is checked in two steps, both before any
 weights are read: its files and architecture (`check_files`: hook points from the model's config,
-SAE widths from theirs), then its claim tables against the registered claims (`resolve_claims`).
+kept on disk by verify.skeletons, SAE widths from theirs), then its claim tables against the registered claims (`resolve_claims`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from verify import fused, hooks, loaders, registry, sources, timing
+from verify import fused, hooks, loaders, registry, skeletons, sources, timing
 from verify.loaders import bridge
 from verify.manifest import Manifest, ManifestError, claim_name, load_manifest, parse_claim
 from verify.params import SAEShape, Shape, check_params, check_values, vacuous_bounds
@@ -75,15 +75,17 @@ def check_files(m: Manifest) -> Shape:
                 sources.check_regular_file(files[key])
             except ValueError as err:
                 raise ManifestError(f"{m.where('[model]', key)}: {err}") from None
-    try:
+    def build():
         with bridge.building(m.model.api):
-            skeleton = fmt.skeleton(files, **keys)
+            return fmt.skeleton(files, **keys)
+
+    try:
+        found = skeletons.skeleton_record(m.model.loader, m.model.api, keys, files, build)
     except loaders.CheckpointError as err:
         raise ManifestError(f"{m.where('[model]')}: {err}") from None
-    problem = None if skeleton is None or m.model.api != "bridge" else bridge.unsupported(skeleton)
-    if problem is not None:
-        raise ManifestError(f"{m.where('[model] api')}: 'bridge' cannot run this model: {problem}")
-    hook_shapes = None if skeleton is None else hooks.hook_shapes(skeleton)
+    if found["bridge_problem"] is not None:
+        raise ManifestError(f"{m.where('[model] api')}: 'bridge' cannot run this model: {found['bridge_problem']}")
+    hook_shapes = None if found["hooks"] is None else {name: tuple(shape) for name, shape in found["hooks"].items()}
     saes = {}
     for name, spec in m.saes.items():
         where = m.where(f"[saes.{name}]")

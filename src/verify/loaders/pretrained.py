@@ -23,8 +23,9 @@ from pathlib import Path
 
 import torch
 
-from verify import sources
+from verify import diskcache, sources
 from verify.loaders.common import CheckpointError, buffer_names, check_finite, regular_file
+from verify.skeletons import package_version
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -32,24 +33,39 @@ PICKLED = ("NeelNanda", "ArthurConmy", "Baidicoot")
 
 
 def official_name(name: str) -> str:
-    """TransformerLens' official name for `name` (an alias such as "gpt2-small" included)."""
+    """TransformerLens' official name for `name` (an alias such as "gpt2-small" included). What
+    TransformerLens says of a name is kept in the disk cache per its version, so reading a manifest
+    does not import it (verify.skeletons)."""
+    said = diskcache.cached_json("official-name", {"name": name, "transformer_lens": package_version("transformer_lens")},
+                                 lambda: name_verdict(name), valid=is_name_verdict)
+    if "refused" in said:
+        raise CheckpointError(said["refused"])
+    if Path(said["official"]).exists():  # TransformerLens reads a path of that name before the cache
+        raise CheckpointError(f"{name!r}: the working directory holds {said['official']!r}, which TransformerLens would read "
+                              "instead of the Hugging Face cache; run from another folder")
+    return said["official"]
+
+
+def name_verdict(name: str) -> dict[str, str]:
+    """{"official": TransformerLens' name} or {"refused": why this name is not loaded}."""
     from transformer_lens import loading_from_pretrained as tl
 
     try:
         official = tl.get_official_model_name(name)
     except ValueError:
-        raise CheckpointError(f"{name!r} is not a model TransformerLens supports (its list: "
-                              "transformer_lens.supported_models.OFFICIAL_MODEL_NAMES and MODEL_ALIASES)") from None
+        return {"refused": f"{name!r} is not a model TransformerLens supports (its list: "
+                           "transformer_lens.supported_models.OFFICIAL_MODEL_NAMES and MODEL_ALIASES)"}
     if official.startswith(PICKLED):
-        raise CheckpointError(f"{name!r} ({official}): its weights are a pickled .pth checkpoint, which is not unpickled here; "
-                              "download the file and name it with a loader that reads it safely")
-    if Path(official).exists():  # TransformerLens reads a path of that name before the cache
-        raise CheckpointError(f"{name!r}: the working directory holds {official!r}, which TransformerLens would read "
-                              "instead of the Hugging Face cache; run from another folder")
+        return {"refused": f"{name!r} ({official}): its weights are a pickled .pth checkpoint, which is not unpickled here; "
+                           "download the file and name it with a loader that reads it safely"}
     if official.startswith(tl.NEED_REMOTE_CODE_MODELS) or official in tl.NON_HF_HOSTED_MODEL_NAMES:
-        raise CheckpointError(f"{name!r} ({official}): it needs its repository's own code (trust_remote_code) or is not "
-                              "hosted on the hub; not loaded")
-    return official
+        return {"refused": f"{name!r} ({official}): it needs its repository's own code (trust_remote_code) or is not "
+                           "hosted on the hub; not loaded"}
+    return {"official": official}
+
+
+def is_name_verdict(said) -> bool:
+    return isinstance(said, dict) and len(said) == 1 and next(iter(said)) in ("official", "refused") and isinstance(next(iter(said.values())), str)
 
 
 def cached_files(name: str, revision: str) -> dict[str, Path | None]:
