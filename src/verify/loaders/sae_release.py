@@ -23,10 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 from pathlib import Path
-
-import numpy as np
 
 from verify import diskcache
 from verify.loaders.common import CheckpointError
@@ -69,36 +66,28 @@ def registry_file() -> Path:
 def entry(release: str, sae_id: str) -> dict:
     """What verify reads of the registry for this SAE: {"repo_id", "folder", "published"}; refused
     releases raise CheckpointError (`lookup`). Kept on disk per registry file (the module's docstring)."""
-    def make() -> np.ndarray:
+    def make() -> dict:
         from sae_lens.loading.pretrained_saes_directory import get_repo_id_and_folder_name
 
         found = lookup(release, sae_id)
         values = {"variance_explained": found.expected_var_explained.get(sae_id), "l0": found.expected_l0.get(sae_id)}
         repo_id, folder = get_repo_id_and_folder_name(release, sae_id)
-        record = {"repo_id": repo_id, "folder": folder,
-                  "published": {k: float(v) for k, v in values.items() if v is not None and float(v) != UNRECORDED[k]}}
-        return np.frombuffer(json.dumps(record).encode(), dtype=np.uint8)  # key order as built: published keeps the registry's
+        return {"repo_id": repo_id, "folder": folder,  # key order as built: published keeps the registry's
+                "published": {k: float(v) for k, v in values.items() if v is not None and float(v) != UNRECORDED[k]}}
 
     registry = registry_file()
     key = {"version": ENTRY_VERSION, "release": release, "sae_id": sae_id,
            "registry_sha256": hashlib.sha256(registry.read_bytes()).hexdigest()}
-    return parse_entry(diskcache.cached_array("sae-release", key, make, valid=lambda a: parse_entry(a) is not None))
+    return diskcache.cached_json("sae-release", key, make, valid=is_entry)
 
 
-def parse_entry(array: np.ndarray) -> dict | None:
-    """A kept entry's record, or None where it is not one `entry` writes (a damaged or forged file
-    whose own digest checks out): that entry is made again from the registry."""
-    if array.dtype != np.uint8 or array.ndim != 1:
-        return None
-    try:
-        record = json.loads(array.tobytes())
-    except ValueError:  # UnicodeDecodeError included
-        return None
-    fields_ok = (isinstance(record, dict) and set(record) == {"repo_id", "folder", "published"}
-                 and isinstance(record["repo_id"], str) and isinstance(record["folder"], str)
-                 and isinstance(record["published"], dict)
-                 and all(k in UNRECORDED and isinstance(v, float) for k, v in record["published"].items()))
-    return record if fields_ok else None
+def is_entry(record) -> bool:
+    """Whether a kept value is a record `entry` writes; one that is not (a damaged or forged file
+    whose own digest checks out) is made again from the registry."""
+    return (isinstance(record, dict) and set(record) == {"repo_id", "folder", "published"}
+            and isinstance(record["repo_id"], str) and isinstance(record["folder"], str)
+            and isinstance(record["published"], dict)
+            and all(k in UNRECORDED and isinstance(v, float) for k, v in record["published"].items()))
 
 
 def source(release: str, sae_id: str) -> str:
