@@ -208,6 +208,7 @@ class Geometry:
         self.coords = np.array([(r.r0, r.c0, r.r1, r.c1) for r in self.rects])
         self.heights = self.coords[:, 2] - self.coords[:, 0]
         self.widths = self.coords[:, 3] - self.coords[:, 1]
+        self._fitting: dict = {}
         self._moved: dict = {}
         self._parts: dict = {}
 
@@ -225,10 +226,12 @@ class Geometry:
 
     def fitting(self, min_side: int, inset: int) -> np.ndarray:
         """Indices of the rectangles `random_rect` can draw with these limits."""
-        r0, c0, r1, c1 = self.coords.T
-        ok = (np.minimum(self.heights, self.widths) >= min_side) & (self.heights * self.widths <= MAX_AREA)
-        ok &= (r0 >= inset) & (c0 >= inset) & (r1 <= self.h - inset) & (c1 <= self.w - inset)
-        return np.flatnonzero(ok)
+        if (min_side, inset) not in self._fitting:  # asked once per candidate list: thousands of times per task
+            r0, c0, r1, c1 = self.coords.T
+            ok = (np.minimum(self.heights, self.widths) >= min_side) & (self.heights * self.widths <= MAX_AREA)
+            ok &= (r0 >= inset) & (c0 >= inset) & (r1 <= self.h - inset) & (c1 <= self.w - inset)
+            self._fitting[min_side, inset] = np.flatnonzero(ok)
+        return self._fitting[min_side, inset]
 
     def moved(self, task: str, rule: Rule) -> np.ndarray:
         """For every rectangle, the index of `last_moved` of it; -1 where that leaves the grid."""
