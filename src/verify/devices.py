@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import torch
-
 DEVICE_CHOICES = ("cpu", "cuda", "auto")
 
 
 def resolve_device(choice: str) -> str:
+    import torch  # here, not at import: the plugin's options and a `verify compare` need no torch
+
     if choice not in DEVICE_CHOICES:
         raise ValueError(f"unknown device {choice!r}: choose one of {', '.join(DEVICE_CHOICES)}")
     if choice == "auto":

@@ -7,8 +7,9 @@ Measured on `pytest claims/` here: 12 full collections during start-up took 1.5 
 loaded its plugins, this one's torch import among them; 4 while the subjects were read), and pytest's
 own five at exit (its unraisable-exception check) another 1.5 s. So:
 
-- `paused()` suspends automatic collection while verify imports torch (the plugin module) and reads
-  the session's subjects (TransformerLens' import), and leaves the collector as it found it;
+- `paused()` suspends automatic collection while the plugin reads the session's subjects (torch's
+  import, and TransformerLens' where a model's shapes are not in the disk cache) and while an xdist
+  worker imports torch to set its threads, and leaves the collector as it found it;
 - `freeze_startup()`, once per process, after a session's subjects are read and only when it has
   some, moves every object alive then into the permanent generation (`gc.freeze`, what CPython
   documents for long-lived start-up state): later collections, pytest's at exit included, walk only

@@ -45,19 +45,14 @@ from pathlib import Path
 
 import pytest
 
-from verify import gcpause
-
-with gcpause.paused():  # torch's import, without full collections over it (verify.gcpause)
-    import torch
-
-    from verify import ledger, sources, timing
-    from verify.coreshare import CoreShare
-    from verify import registry as claim_registry
-    from verify.devices import DEVICE_CHOICES, available_cores, resolve_device, worker_device, worker_threads
-    from verify.manifest import ManifestError, claim_name
-    from verify.recording import (CHECKS, FIGURES, MEASURED, SECONDS, SUBJECT, Recorder, claim_property, plain_nodeid,
-                                  subject_record, unavailable_record)
-    from verify.verdicts import Check, failures
+from verify import gcpause, ledger, sources, timing
+from verify import registry as claim_registry
+from verify.coreshare import CoreShare
+from verify.devices import DEVICE_CHOICES, available_cores, resolve_device, worker_device, worker_threads
+from verify.manifest import ManifestError, claim_name
+from verify.recording import (CHECKS, FIGURES, MEASURED, SECONDS, SUBJECT, Recorder, claim_property, plain_nodeid,
+                              subject_record, unavailable_record)
+from verify.verdicts import Check, failures
 
 SUBJECTS = pytest.StashKey()
 LOADGROUP_INPUT = "verify_loadgroup"  # workerinput key: the controller grouped claims by subject
@@ -152,7 +147,8 @@ def join_core_share(config: pytest.Config) -> None:
     if workerinput is None or os.environ.get("OMP_NUM_THREADS"):
         return
     share = CoreShare(workerinput["testrunuid"], workerinput["workerid"], available_cores())
-    share.refresh()
+    with gcpause.paused():  # torch's import, without full collections over it
+        share.refresh()
     config.stash[CORE_SHARE] = share, timing.when_starting(lambda stage: share.refresh())
 
 
@@ -237,8 +233,8 @@ def subjects(config: pytest.Config):
 
         folder = subjects_dir(config)
         try:
-            device = worker_device(resolve_device(config.getoption("--device")), os.environ.get("PYTEST_XDIST_WORKER"),
-                                   torch.cuda.device_count())
+            device = resolve_device(config.getoption("--device"))
+            device = worker_device(device, os.environ.get("PYTEST_XDIST_WORKER"), gpu_count() if device == "cuda" else 0)
             found = SubjectSet((manifest_paths(folder) if folder else []) + list(config.getoption("--subject-file")), device,
                                fused.wanted(config.getoption("--claims-fused")))
             found.select(config.getoption("--subject"))
@@ -248,6 +244,12 @@ def subjects(config: pytest.Config):
             raise pytest.UsageError(str(err)) from None
         config.stash[SUBJECTS] = found
     return config.stash[SUBJECTS]
+
+
+def gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count()
 
 
 def parse_shard(text: str) -> tuple[int, int]:
