@@ -48,8 +48,8 @@ with the generator's rule and checked against its distance. Cost: O(R) numpy wor
 candidate list, a few numpy steps per index and bound, and the tables once per process (10x10: 2 x
 9 MB, ~60 ms). Measured as CPU time of `counts` per puzzle on this 2-core machine, with other jobs
 running on it: on 6x6 (800 puzzles per task, draw_split seeds 100 and 101) 0.7-1.8 ms on average
-per task, contact 1.3 ms (12 ms node by node), under 100 ms at worst; on 10x10 (200 per task)
-1.5-3.4 ms on average, under 30 ms at worst but the first puzzle (~150 ms: the geometry and tables).
+per task, contact 1.4 ms (12.6 ms node by node), under 100 ms at worst; on 10x10 (200 per task)
+1.4-3.1 ms on average, under 30 ms at worst but the first puzzle (~150 ms: the geometry and tables).
 """
 
 from __future__ import annotations
