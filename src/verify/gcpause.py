@@ -8,8 +8,9 @@ loaded its plugins, this one's torch import among them; 4 while the subjects wer
 own five at exit (its unraisable-exception check) another 1.5 s. So:
 
 - `paused()` suspends automatic collection while the plugin reads the session's subjects (torch's
-  import, and TransformerLens' where a model's shapes are not in the disk cache) and while an xdist
-  worker imports torch to set its threads, and leaves the collector as it found it;
+  import among it) and imports what loading them needs (TransformerLens, SAELens: a process that
+  runs claims), and while an xdist worker imports torch to set its threads; it leaves the collector
+  as it found it;
 - `freeze_startup()`, once per process, after a session's subjects are read and only when it has
   some, moves every object alive then into the permanent generation (`gc.freeze`, what CPython
   documents for long-lived start-up state): later collections, pytest's at exit included, walk only

@@ -189,10 +189,30 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     baseline is a usage error. Start-up's objects are frozen once read (verify.gcpause)."""
     with gcpause.paused():
         found = subjects(session.config)
+        if found.manifests and loads_subjects(session.config):
+            import_model_libraries(found)
     if found.manifests:
         gcpause.freeze_startup()
     if not hasattr(session.config, "workerinput"):
         session.config.stash[BASELINE] = read_baseline(session.config, set(found.manifests))
+
+
+def loads_subjects(config: pytest.Config) -> bool:
+    """Whether this process will load subjects: it runs tests (xdist's controller hands them to its
+    workers; --collect-only runs none)."""
+    controller = getattr(config.option, "dist", "no") != "no" and not hasattr(config, "workerinput")
+    return not (controller or config.option.collectonly)
+
+
+def import_model_libraries(found) -> None:
+    """TransformerLens, and SAELens where a subject has SAEs: what loading the subjects imports,
+    imported while start-up's collector is paused, so their objects are frozen with start-up's
+    (verify.gcpause) instead of walked by every full collection of the run. Reading the manifests no
+    longer imports them (verify.skeletons)."""
+    import transformer_lens  # noqa: F401
+
+    if any(m.saes for m in found.manifests.values()):
+        import sae_lens  # noqa: F401
 
 
 def read_baseline(config: pytest.Config, names: set[str]):
