@@ -33,8 +33,11 @@ class CoreShare:
 
     def busy(self) -> int:
         """Workers of the run still busy (this one at least)."""
-        with os.scandir(self.folder) as entries:
-            return max(1, sum(1 for _ in entries))
+        try:
+            with os.scandir(self.folder) as entries:
+                return max(1, sum(1 for _ in entries))
+        except OSError:  # the folder was removed under the run (a temp cleaner): a thread count is no reason to fail
+            return 1
 
     def share(self) -> int:
         return max(1, self.cores // self.busy())
