@@ -248,15 +248,19 @@ def subjects(config: pytest.Config):
     """The session's SubjectSet. Manifests are read on first use, so `pytest --help` works even with
     a broken one; their claim tables are resolved against the claims registered so far."""
     if SUBJECTS not in config.stash:
-        from verify import fused
         from verify.subjects import SubjectSet, manifest_paths
 
         folder = subjects_dir(config)
         try:
-            device = resolve_device(config.getoption("--device"))
-            device = worker_device(device, os.environ.get("PYTEST_XDIST_WORKER"), gpu_count() if device == "cuda" else 0)
-            found = SubjectSet((manifest_paths(folder) if folder else []) + list(config.getoption("--subject-file")), device,
-                               fused.wanted(config.getoption("--claims-fused")))
+            paths = (manifest_paths(folder) if folder else []) + list(config.getoption("--subject-file"))
+            device, fused_forward = "cpu", None  # no subjects (another project): nothing to choose, no torch to import
+            if paths or config.getoption("--device") == "cuda":  # a CUDA asked for and absent is a usage error anyway
+                from verify import fused
+
+                device = resolve_device(config.getoption("--device"))
+                device = worker_device(device, os.environ.get("PYTEST_XDIST_WORKER"), gpu_count() if device == "cuda" else 0)
+                fused_forward = fused.wanted(config.getoption("--claims-fused"))
+            found = SubjectSet(paths, device, fused_forward)
             found.select(config.getoption("--subject"))
             if config.getoption("--subject-shard") is not None:  # an empty K/N is an error, not "no sharding"
                 found.shard(*parse_shard(config.getoption("--subject-shard")))

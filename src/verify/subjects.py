@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from verify import fused, hooks, loaders, registry, skeletons, sources, timing
-from verify.loaders import bridge
+from verify import registry, skeletons, sources, timing
 from verify.manifest import Manifest, ManifestError, claim_name, load_manifest, parse_claim
 from verify.params import SAEShape, Shape, check_params, check_values, vacuous_bounds
 
@@ -42,6 +41,9 @@ def read_structure(path: Path) -> Manifest:
 def check_files(m: Manifest) -> Shape:
     """Local files exist, loaders are known, SAE hooks exist in the model and fit its widths.
     Returns what is known of the subject's shape without its weights."""
+    from verify import loaders  # here, as in load_subject: a session without manifests imports no torch
+    from verify.loaders import bridge
+
     fmt = loaders.MODEL_FORMATS.get(m.model.loader)
     if fmt is None:
         raise ManifestError(f"{m.where('[model] loader')}: unknown loader {m.model.loader!r} (known: {', '.join(loaders.MODEL_FORMATS)})")
@@ -226,6 +228,9 @@ def model_files(m: Manifest, fmt) -> dict[str, Path]:
 def load_subject(m: Manifest, device: str, data_cache: dict | None = None, fused_forward: bool | None = None) -> Subject:
     """Fetch, hash-check and load the model and SAEs. Raises SourceUnavailable when offline.
     `fused_forward`: give the model verify.fused's forward (None: as $VERIFY_FUSED says, default on)."""
+    from verify import fused, hooks, loaders
+    from verify.loaders import bridge
+
     spec = m.model
     fmt = loaders.MODEL_FORMATS[spec.loader]
     files = model_files(m, fmt)
