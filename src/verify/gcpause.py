@@ -4,7 +4,7 @@ what start-up leaves frozen once.
 Importing torch, TransformerLens (with transformers) and SAELens leaves about 500,000 objects that live
 as long as the process, and CPython's collector walks every one of them at each full collection.
 Measured on `pytest claims/` here: 12 full collections during start-up took 1.5 s (8 while pytest
-loaded its plugins, this one's torch import among them; 4 while the subjects were read), and pytest's
+loaded its plugins, this one's torch import among them, as it was then; 4 while the subjects were read), and pytest's
 own five at exit (its unraisable-exception check) another 1.5 s. So:
 
 - `paused()` suspends automatic collection while the plugin reads the session's subjects (torch's
