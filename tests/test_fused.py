@@ -258,13 +258,16 @@ def test_claims_print_the_same_numbers_fused_or_not(sdpa_calls):
 
 
 def test_the_pytest_option_reaches_the_subjects(pytester, monkeypatch):
-    """--claims-fused decides over $VERIFY_FUSED; a bad $VERIFY_FUSED is a usage error naming it."""
+    """--claims-fused decides over $VERIFY_FUSED; a bad $VERIFY_FUSED is a usage error naming it (in a
+    session with subjects: one without reads neither, and imports no torch)."""
     from verify.plugin import subjects
 
     pytester.mkdir("subjects")
+    one = ("--subjects-dir", "subjects", "--subject-file", str(SUBJECTS_DIR / "induction-tiny.toml"))
     monkeypatch.setenv(fused.ENV, "on")
-    assert subjects(pytester.parseconfigure("--subjects-dir", "subjects", "--claims-fused=off")).fused_forward is False
-    assert subjects(pytester.parseconfigure("--subjects-dir", "subjects")).fused_forward is True
+    assert subjects(pytester.parseconfigure(*one, "--claims-fused=off")).fused_forward is False
+    assert subjects(pytester.parseconfigure(*one)).fused_forward is True
     monkeypatch.setenv(fused.ENV, "fast")
     with pytest.raises(pytest.UsageError, match=r"^VERIFY_FUSED='fast': expected one of on, 1, off, 0$"):
-        subjects(pytester.parseconfigure("--subjects-dir", "subjects"))
+        subjects(pytester.parseconfigure(*one))
+    assert subjects(pytester.parseconfigure("--subjects-dir", "subjects")).fused_forward is None
