@@ -135,3 +135,13 @@ def test_a_bad_shard_option_is_a_usage_error(pytester):
     result = run(pytester, "--subject-shard", "4/3")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--subject-shard '4/3': expected K/N*"])
+
+
+def test_under_xdist_a_bad_subject_is_still_a_usage_error(tmp_path):
+    """The controller reads the subjects once its workers are started (their imports overlap its
+    reading): a bad --subject is still the controller's usage error, no worker's traceback."""
+    result = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider", "--subject", "nope",
+                             str(ROOT / "claims")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout + result.stderr
+    assert "ERROR: unknown subject 'nope' (known: " in result.stderr, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr

@@ -149,7 +149,7 @@ def join_core_share(config: pytest.Config) -> None:
     share = CoreShare(workerinput["testrunuid"], workerinput["workerid"], available_cores())
     with gcpause.paused():  # torch's import, without full collections over it
         share.refresh()
-    config.stash[CORE_SHARE] = share, timing.when_starting(lambda stage: share.refresh())
+    config.stash[CORE_SHARE] = share, timing.on_step(share.refresh)
 
 
 def leave_core_share(config: pytest.Config) -> None:
@@ -183,10 +183,13 @@ def subjects_dir(config: pytest.Config) -> Path | None:
     return folder
 
 
-@pytest.hookimpl(trylast=True)  # under xdist after the workers are started: they import while the controller reads
-def pytest_sessionstart(session: pytest.Session) -> None:
+# a wrapper, after every plugin's own: xdist's controller starts its workers in its sessionstart (trylast,
+# but registered after this plugin, so it ran after ours and the workers waited 0.9 s for the reading)
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionstart(session: pytest.Session):
     """Read the manifests and the baseline before collecting, so a bad manifest, --subject or
     baseline is a usage error. Start-up's objects are frozen once read (verify.gcpause)."""
+    yield
     with gcpause.paused():
         found = subjects(session.config)
         if found.manifests and loads_subjects(session.config):
