@@ -74,3 +74,18 @@ def test_an_unknown_stage_name_is_refused():
     with pytest.raises(ValueError, match="unknown stage 'fwd'"):
         with timing.stage("fwd"):
             pass
+
+
+def test_step_callbacks_run_at_each_stage_and_before_each_batch_until_removed():
+    calls = []
+    stop = timing.on_step(lambda: calls.append(len(calls)))
+    try:
+        with timing.stage("forward"):
+            seen = [i for i in timing.steps(range(3))]
+        assert seen == [0, 1, 2] and calls == [0, 1, 2, 3]  # the stage's start, then each batch
+    finally:
+        stop()
+    list(timing.steps(range(2)))
+    with timing.stage("data"):
+        pass
+    assert calls == [0, 1, 2, 3]

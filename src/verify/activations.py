@@ -34,7 +34,7 @@ def hook_activations(model, inputs: torch.Tensor, hook: str, batch_size: int = 2
             seen = []  # a hook that keeps the activation: what run_with_cache does, with a start on any model
             run_with_hooks(model, batch, [(hook, lambda act, hook: seen.append(act))], start_at_layer, stop_at_layer=stop, return_type=None)
             return seen[0]
-    return torch.cat([run(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)])
+    return torch.cat([run(inputs[i : i + batch_size]) for i in timing.steps(range(0, len(inputs), batch_size))])
 
 
 @timing.stage("forward")
@@ -44,5 +44,5 @@ def sae_feature_acts(sae, acts: torch.Tensor, batch_size: int = 8192) -> torch.T
     flat = acts.reshape(-1, acts.shape[-1])
     if flat.shape[-1] != sae.cfg.d_in:
         raise ValueError(f"SAE d_in is {sae.cfg.d_in} but the activations have width {flat.shape[-1]}")
-    feats = torch.cat([sae.encode(flat[i : i + batch_size]) for i in range(0, len(flat), batch_size)])
+    feats = torch.cat([sae.encode(flat[i : i + batch_size]) for i in timing.steps(range(0, len(flat), batch_size))])
     return feats.reshape(*acts.shape[:-1], -1)

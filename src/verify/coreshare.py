@@ -3,8 +3,9 @@
 Each xdist worker runs torch on its share of the cores: cores // (workers still busy) intra-op
 threads, at least one. A worker is busy from its start until it has run its last test, and says so
 by keeping a file named after itself in a folder of the run (named by xdist's testrunuid, in the
-temporary folder). Before each test and each forward stage (verify.timing) a worker counts the files
-and takes its share, so the last worker still measuring runs on every core instead of one.
+temporary folder). Before each test, at each stage (verify.timing) and before each batch of a
+forward (`timing.steps`) a worker counts the files and takes its share, so the last worker still
+measuring runs on every core instead of one.
 
 Why: xdist hands whole subjects to workers (loadgroup), so one worker is often left alone with the
 longest subject while the others have finished. With a fixed share it ran on its one thread and left

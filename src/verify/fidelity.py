@@ -44,7 +44,7 @@ MIN_ZERO_ABLATION_EFFECT = 0.1
 def explained_variance(sae, acts: torch.Tensor, batch_size: int = 8192) -> stats.Estimate:
     """acts (sequences, positions, d_in) -> explained variance, resampling sequences."""
     flat = acts.reshape(-1, acts.shape[-1])
-    recon = torch.cat([sae(flat[i : i + batch_size]) for i in range(0, len(flat), batch_size)]).reshape(acts.shape)
+    recon = torch.cat([sae(flat[i : i + batch_size]) for i in timing.steps(range(0, len(flat), batch_size))]).reshape(acts.shape)
     x = acts.double()
     per_sequence = np.concatenate([
         np.full((len(x), 1), float(x.shape[1])),  # tokens
@@ -106,7 +106,7 @@ def summed_cross_entropy(model, tokens: torch.Tensor, targets: torch.Tensor, log
         stop = logit_positions.stop
         read = slice(0, stop - first if stop is not None and stop >= 0 else stop)  # a negative stop counts from the end as before
     out = []
-    for i in range(0, len(tokens), batch_size):
+    for i in timing.steps(range(0, len(tokens), batch_size)):
         batch = tokens[i : i + batch_size]
         logits = (suffix_logits(model, batch, first, hooks, start_at_layer) if first
                   else run_with_hooks(model, batch, hooks, start_at_layer))[:, read].float()

@@ -5,28 +5,40 @@ less the time of the stages nested inside it (so a data load inside a forward pa
 "data" only). `with collect() as seconds:` gathers the stages of the work inside its block into a
 dict, and puts the block's time outside every stage under "other". Collectors nest: an inner one
 sees the stages of its own block, an outer one sees them too, and neither hides time from the
-other. Not thread-safe: stages opened by other threads would be mis-nested. `when_starting(f)`
-calls f(name) as each stage starts (an xdist worker takes its share of the cores there: verify.coreshare).
+other. Not thread-safe: stages opened by other threads would be mis-nested. `on_step(f)` calls f()
+as each stage starts and before each batch of `steps(...)` inside one (an xdist worker takes its
+share of the cores there: verify.coreshare).
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from time import perf_counter
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 STAGES = ("load", "data", "forward", "statistics")
 OTHER = "other"  # a collector's time outside every stage
 
 _collectors: list[dict[str, float]] = []
 _open: list[list[float]] = []  # per open stage: [start, seconds spent in the stages nested inside it]
-_starting: list[Callable[[str], None]] = []
+_on_step: list[Callable[[], None]] = []
+T = TypeVar("T")
 
 
-def when_starting(callback: Callable[[str], None]) -> Callable[[], None]:
-    """Call `callback(name)` as each stage starts, until the returned function is called."""
-    _starting.append(callback)
-    return lambda: _starting.remove(callback)
+def on_step(callback: Callable[[], None]) -> Callable[[], None]:
+    """Call `callback()` as each stage starts and before each item of `steps`, until the returned
+    function is called."""
+    _on_step.append(callback)
+    return lambda: _on_step.remove(callback)
+
+
+def steps(items: Iterable[T]) -> Iterator[T]:
+    """`items` (a forward's batches, say), running the `on_step` callbacks before each: a worker left
+    alone in the middle of a long forward takes the cores freed at its next batch, not its next stage."""
+    for item in items:
+        for callback in _on_step:
+            callback()
+        yield item
 
 
 @contextmanager
@@ -34,8 +46,8 @@ def stage(name: str) -> Iterator[None]:
     """Count the block's wall time, less that of nested stages, as `name` for every active collector."""
     if name not in STAGES:
         raise ValueError(f"unknown stage {name!r} (stages: {', '.join(STAGES)})")
-    for callback in _starting:
-        callback(name)
+    for callback in _on_step:
+        callback()
     if not _collectors:  # nobody listening: nothing to measure
         yield
         return

@@ -49,7 +49,7 @@ def teacher_forced_verdicts(model, tokens: torch.Tensor, layout: PuzzleLayout, h
     tokens = tokens.to(model.cfg.device)
     first = layout.answer_logits_slice.start
     out = []
-    for i in range(0, len(tokens), batch_size):
+    for i in timing.steps(range(0, len(tokens), batch_size)):
         batch = tokens[i : i + batch_size]
         if start is None:  # the last token predicts nothing
             logits = suffix_logits(model, batch[:, :-1], first, hooks)
@@ -68,7 +68,7 @@ def clean_verdicts_and_residual(model, tokens: torch.Tensor, layout: PuzzleLayou
     layout.check(tokens)
     tokens = tokens.to(model.cfg.device)
     out, streams = [], []
-    for i in range(0, len(tokens), batch_size):
+    for i in timing.steps(range(0, len(tokens), batch_size)):
         batch = tokens[i : i + batch_size]
         streams.append(model(batch[:, :-1], stop_at_layer=layer))
         out.append(solved(suffix_logits(model, streams[-1], layout.answer_logits_slice.start, (), layer), batch, layout))

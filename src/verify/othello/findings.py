@@ -280,7 +280,7 @@ def legal_move_rate(subject, batch_size: int = 256) -> stats.Estimate:
     legal_tokens[..., 1:] = games.legal[..., othello.TOKEN_TO_SQUARE[1:]]
     legal_tokens = torch.from_numpy(positions(games, legal_tokens)).to(subject.device)
     hits = []
-    for i in range(0, len(inputs), batch_size):
+    for i in timing.steps(range(0, len(inputs), batch_size)):
         top = run_with_hooks(subject.model, inputs[i : i + batch_size], [], layer).argmax(-1)
         hits.append(legal_tokens[i : i + batch_size].gather(-1, top[..., None])[..., 0].sum(1))
     hits = torch.cat(hits).cpu().numpy()

@@ -190,7 +190,7 @@ def token_losses(model, tokens: torch.Tensor, hooks_for=lambda i, n: [], batch_s
     """(loss, correct), (sequences, positions) each: -log p and top-1 hit of the token at t from the
     logits at t - 1 (position 0: nan and False). `hooks_for(start, stop)`: the hooks for that batch."""
     losses, hits = [], []
-    for i in range(0, len(tokens), batch_size):
+    for i in timing.steps(range(0, len(tokens), batch_size)):
         batch = tokens[i : i + batch_size]
         logits = model.run_with_hooks(batch, fwd_hooks=hooks_for(i, i + len(batch)))[:, :-1].float()
         logp = torch.log_softmax(logits, -1)
