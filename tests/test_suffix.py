@@ -134,3 +134,30 @@ def test_bad_first_position(culture):
     n = inputs.shape[1]
     with pytest.raises(ValueError, match=rf"first position {n} outside 0\.\.{n - 1}"):
         suffix.suffix_logits(subject.model, inputs, n)
+
+
+def test_a_non_finite_last_attention_runs_transformer_lens_last_block_and_fires_each_hook_once():
+    """A NaN query weight in the last block: the fused attention is not finite, TransformerLens' code turns
+    the NaN pattern rows into zeros. The suffix forward then runs TransformerLens' last block from the
+    stream it has, so a hook before the last block (here one that records) fires once per forward."""
+    cfg = HookedTransformerConfig(n_layers=2, d_model=32, n_ctx=24, d_head=8, n_heads=4, d_mlp=64, d_vocab=11,
+                                  act_fn="gelu", normalization_type="LN", seed=3, device="cpu")
+    model = HookedTransformer(cfg).eval()
+    assert fused.install(model)
+    with torch.no_grad():
+        model.blocks[1].attn.W_Q[0, 0, 0] = float("nan")
+    tokens = torch.randint(0, 11, (5, 24), generator=torch.Generator().manual_seed(0))
+    seen = {}
+
+    def record(act, hook):
+        seen[hook.name] = seen.get(hook.name, 0) + 1
+        return act
+
+    hooks = [("blocks.0.hook_mlp_out", record), ("blocks.1.hook_resid_pre", record), zero_ablation("blocks.1.hook_mlp_out")]
+    got = suffix.suffix_logits(model, tokens, 17, hooks)
+    assert seen == {"blocks.0.hook_mlp_out": 1, "blocks.1.hook_resid_pre": 1}
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, whole(model, tokens, 17, hooks), atol=ATOL, rtol=0)
+    stream = model(tokens, stop_at_layer=1)  # starting at the last block
+    torch.testing.assert_close(suffix.suffix_logits(model, stream, 17, hooks, 1), whole(model, stream, 17, hooks, 1),
+                               atol=ATOL, rtol=0)

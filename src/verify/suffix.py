@@ -22,7 +22,9 @@ difference:
   (a TransformerBridge, `--claims-fused=off`, an architecture verify.fused refuses), or its config uses
   what this block does not implement (parallel attention and MLP, post-norm, split q/k/v inputs,
   shortformer positions, a logit soft-cap, several devices);
-- a hook is registered on the model outside this call, or the last block's attention output is not finite.
+- a hook is registered on the model outside this call;
+- the last block's attention output is not finite: TransformerLens' last block then runs alone, from the
+  residual stream already computed, so each hook before it fires once, as in one forward.
 """
 
 from __future__ import annotations
@@ -95,9 +97,7 @@ def suffix_logits(model, inputs: torch.Tensor, first: int, hooks: Sequence[Hook]
         raise ValueError(f"first position {first} outside 0..{positions - 1}")
     why = refusal(model, hooks)
     if why is None and (start_at_layer is None or start_at_layer < model.cfg.n_layers):
-        logits = _suffix_forward(model, inputs, first, hooks, start_at_layer)
-        if logits is not None:
-            return logits
+        return _suffix_forward(model, inputs, first, hooks, start_at_layer)
     return run_with_hooks(model, inputs, list(hooks), start_at_layer)[:, first:]
 
 
@@ -111,14 +111,17 @@ def _suffix_forward(model, inputs, first, hooks, start_at_layer):
             stream = inputs
         resid_pre = block.hook_resid_pre(stream)
         attn_out = fused.attention_from(block.attn, block.ln1(resid_pre), first)
-        if attn_out is None:  # not finite: TransformerLens' semantics, from its own code
-            return None
-        resid = resid_pre[:, first:] + block.hook_attn_out(attn_out)
-        if not cfg.attn_only:  # TransformerBlock.forward's order of hooks
-            resid = block.hook_resid_mid(resid)
-            mlp_in = block.hook_mlp_in(resid.clone()) if cfg.use_hook_mlp_in else resid
-            resid = resid + block.apply_mlp(block.ln2(mlp_in))
-        resid = block.hook_resid_post(resid)
-        if cfg.normalization_type is not None:
-            resid = model.ln_final(resid)
-        return model.unembed(resid)
+        if attn_out is not None:
+            resid = resid_pre[:, first:] + block.hook_attn_out(attn_out)
+            if not cfg.attn_only:  # TransformerBlock.forward's order of hooks
+                resid = block.hook_resid_mid(resid)
+                mlp_in = block.hook_mlp_in(resid.clone()) if cfg.use_hook_mlp_in else resid
+                resid = resid + block.apply_mlp(block.ln2(mlp_in))
+            resid = block.hook_resid_post(resid)
+            if cfg.normalization_type is not None:
+                resid = model.ln_final(resid)
+            return model.unembed(resid)
+    # not finite: TransformerLens' semantics, from its own last block, entered with what the blocks before it
+    # returned and the hooks entering it did; each hook before it has fired once, as in one forward
+    entering = f"blocks.{last}.hook_resid_pre"
+    return run_with_hooks(model, resid_pre, [(name, fn) for name, fn in hooks if name != entering], last)[:, first:]
