@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from tests.conftest import OTHELLO_TINY, ROOT
 from verify import drift, ledger
+from verify.recording import plain_nodeid
 from verify.sources import sha256_of
 
 EMBEDDED = ("--subject", "induction-tiny", "--subject", "othello-tiny")
@@ -169,6 +170,18 @@ def test_xdist_runs_each_subject_s_claims_on_one_worker(parallel):
         workers.setdefault(subject, set()).add(worker)
     assert set(workers) == set(SHARDS.values()), parallel.stdout[-3000:]
     assert all(len(w) == 1 for w in workers.values()), workers
+
+
+@pytest.mark.parametrize("nodeid, plain", [
+    ("claims/test_culture.py::test_solved_rate[culture-tiny]@culture-tiny", "claims/test_culture.py::test_solved_rate[culture-tiny]"),
+    ("claims/test_culture.py::test_solved_rate[culture-tiny]", "claims/test_culture.py::test_solved_rate[culture-tiny]"),
+    ("tests/test_x.py::test_y[a@b]", "tests/test_x.py::test_y[a@b]"),  # an "@" of the parametrize id stays
+    ("tests/test_x.py::test_y[a@b]@group", "tests/test_x.py::test_y[a@b]"),
+    ("tests/test_x.py::test_y@group", "tests/test_x.py::test_y"),
+    ("tests/me@home/test_x.py::test_y", "tests/me@home/test_x.py::test_y"),  # an "@" of the path stays
+])
+def test_a_record_s_id_drops_only_xdist_s_group_suffix(nodeid, plain):
+    assert plain_nodeid(nodeid) == plain
 
 
 def test_same_seeds_give_identical_ledger_values(shards, parallel):

@@ -63,8 +63,10 @@ def reason_of(report: pytest.TestReport) -> str:
 
 def plain_nodeid(nodeid: str) -> str:
     """A test id without the `@subject` suffix that xdist's loadgroup appends: a claim's id, and its
-    ledger record, are the same serially and under `pytest -n N`."""
-    return nodeid.rsplit("@", 1)[0] if "@" in nodeid.rsplit("::", 1)[-1] else nodeid
+    ledger record, are the same serially and under `pytest -n N`. The suffix is what follows the last "@"
+    after the last "]", as xdist reads it: an "@" inside a parametrize id belongs to the id."""
+    at = nodeid.rfind("@")
+    return nodeid[:at] if at > nodeid.rfind("]") and at > nodeid.rfind("::") else nodeid
 
 
 class Recorder:
