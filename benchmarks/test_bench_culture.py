@@ -1,6 +1,6 @@
 """Culture throughput: teacher-forced verdicts against greedy generation on the same puzzles, and a
-hooked forward, on two models: a random model of the real architecture (12 blocks, narrower) on the
-real 405-token layout, and the trained embedded subject culture-tiny on its 6x6 layout. Both
+hooked forward, on two models: a random model of the real architecture (12 blocks, narrower; with the
+fused forward load_subject installs) on the real 405-token layout, and the trained embedded subject culture-tiny on its 6x6 layout. Both
 verdicts occur: half the puzzles carry the model's own greedy answer (judged solved); the others
 keep the random model's (wrong) answer, or carry culture-tiny's answer with its first cell changed."""
 
@@ -16,7 +16,7 @@ from verify.culture.evaluate import greedy_answers, greedy_verdicts, teacher_for
 from verify.interventions import zero_ablation
 from verify.culture.layout import REAL_LAYOUT, PuzzleLayout
 from verify.culture.tasks import generate_task
-from verify import suffix
+from verify import fused, suffix
 from verify.flops import executed_flops, forward_flops
 from verify.loaders.culture_pth import CULTURE_GPT_CONFIG
 
@@ -38,6 +38,8 @@ def random_real_architecture(n: int) -> Case:
     torch.manual_seed(0)
     cfg = {**CULTURE_GPT_CONFIG, "d_model": 64, "n_heads": 4, "d_head": 16, "d_mlp": 256}
     model = HookedTransformer(HookedTransformerConfig(**cfg, device="cpu")).eval()
+    # what load_subject gives every loader's model: the fused forward, the suffix forward's condition
+    assert len(fused.install(model)) == 3 * cfg["n_layers"] + 1  # every attention and LayerNorm (ln1, ln2, ln_final)
     puzzles = generate_task("contact", n, 0, REAL_LAYOUT)
     half = n // 2
     puzzles[:half, REAL_LAYOUT.answer_slice] = greedy_answers(model, puzzles[:half], REAL_LAYOUT)
