@@ -1,8 +1,9 @@
 """Culture throughput: teacher-forced verdicts against greedy generation on the same puzzles, and a
 hooked forward, on two models: a random model of the real architecture (12 blocks, narrower; with the
-fused forward load_subject installs) on the real 405-token layout, and the trained embedded subject culture-tiny on its 6x6 layout. Both
-verdicts occur: half the puzzles carry the model's own greedy answer (judged solved); the others
-keep the random model's (wrong) answer, or carry culture-tiny's answer with its first cell changed."""
+fused forward load_subject installs) on the real 405-token layout, and the trained embedded subject
+culture-tiny on its 6x6 layout. Both verdicts occur: half the puzzles carry the model's own greedy
+answer (judged solved); the others keep the random model's (wrong) answer, or carry culture-tiny's
+answer with its first cell changed."""
 
 import time
 from dataclasses import dataclass
