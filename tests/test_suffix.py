@@ -147,6 +147,8 @@ def test_a_non_finite_last_attention_runs_transformer_lens_last_block_and_fires_
     with torch.no_grad():
         model.blocks[1].attn.W_Q[0, 0, 0] = float("nan")
     tokens = torch.randint(0, 11, (5, 24), generator=torch.Generator().manual_seed(0))
+    last = model.blocks[1]
+    assert fused.attention_from(last.attn, last.ln1(model(tokens, stop_at_layer=1)), 17) is None  # the fallback runs
     seen = {}
 
     def record(act, hook):
