@@ -13,6 +13,7 @@ import sys
 
 def test_report():
     print("torch imported:", "torch" in sys.modules, "transformer_lens imported:", "transformer_lens" in sys.modules)
+    print("pydantic imported:", "pydantic" in sys.modules)
     print("frozen objects:", gc.get_freeze_count(), "collector enabled:", gc.isenabled())
 """
 
@@ -51,8 +52,9 @@ def test_a_session_with_subjects_freezes_and_one_without_does_not(pytester):
     pytester.makepyfile(test_report=REPORT_FREEZE)
     plain = run(pytester, "-s", "test_report.py", fresh=True)
     plain.assert_outcomes(passed=1)
-    # the plugin imports nothing heavy for a run without subjects
-    plain.stdout.fnmatch_lines(["*torch imported: False transformer_lens imported: False", "*frozen objects: 0 collector enabled: True"])
+    # the plugin imports nothing heavy for a run without subjects: no torch, no pydantic (the ledger's schema)
+    plain.stdout.fnmatch_lines(["*torch imported: False transformer_lens imported: False", "*pydantic imported: False",
+                                "*frozen objects: 0 collector enabled: True"])
     with_subjects = run(pytester, "-s", "test_report.py", "--subjects-dir", str(SUBJECTS_DIR), "--subject", "induction-tiny", fresh=True)
     with_subjects.assert_outcomes(passed=1)
     # what loading the subjects will import is imported before the freeze (no manifest check needs it now)

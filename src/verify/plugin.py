@@ -42,17 +42,20 @@ import json
 import os
 import types
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from verify import gcpause, ledger, sources, timing
+from verify import gcpause, sources, timing
 from verify import registry as claim_registry
 from verify.coreshare import CoreShare
 from verify.devices import DEVICE_CHOICES, available_cores, resolve_device, worker_device, worker_threads
 from verify.manifest import ManifestError, claim_name
 from verify.recording import (CHECKS, FIGURES, MEASURED, SECONDS, SUBJECT, Recorder, claim_property, plain_nodeid,
                               subject_record, unavailable_record)
-from verify.verdicts import Check, failures
+
+if TYPE_CHECKING:
+    from verify.verdicts import Check
 
 SUBJECTS = pytest.StashKey()
 LOADGROUP_INPUT = "verify_loadgroup"  # workerinput key: the controller grouped claims by subject
@@ -222,8 +225,6 @@ def read_baseline(config: pytest.Config, names: set[str]):
     """(path, ledger or None where it does not exist yet, --claims-baseline-as mapping), or None
     without --claims-baseline. A file that is not a ledger, or a mapping naming a subject neither
     side has, is a usage error."""
-    from verify.cli.compare import parse_rename
-
     given = config.getoption("--claims-baseline")
     pairs = config.getoption("--claims-baseline-as")
     if given is None:
@@ -231,6 +232,9 @@ def read_baseline(config: pytest.Config, names: set[str]):
             raise pytest.UsageError("--claims-baseline-as, --claims-accept-changed-bounds and --claims-require-all "
                                     "need --claims-baseline")
         return None
+    from verify import ledger
+    from verify.cli.compare import parse_rename
+
     path = given / "ledger.json" if given.is_dir() else given
     try:
         rename = parse_rename(pairs, "--claims-baseline-as")
@@ -528,6 +532,9 @@ def verdict(request: pytest.FixtureRequest):
     """verdict(checks): report each measured number with its bounds; fail if any check fails."""
 
     def judge(checks) -> None:
+        from verify import ledger
+        from verify.verdicts import failures
+
         lines = [str(c) for c in checks]
         for line in lines:
             request.node.user_properties.append((MEASURED, line))
@@ -632,7 +639,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
 def write_ledger(config: pytest.Config) -> bool:
     """Build this run's ledger; write it (and the report) where asked; compare it with the baseline.
     Returns whether the drift gate failed."""
-    from verify import drift, report
+    from verify import drift, ledger, report
 
     run = config.stash[RECORDER].ledger(ledger.environment(config.rootpath, config.invocation_params.args),
                                         subjects(config).manifests)

@@ -4,17 +4,22 @@ What a test measured travels in its report's `user_properties` (pytest sends tho
 workers to the controller): "verify-claim" (subject, claim, parameters) from setup on, "measured"
 (each printed line), "verify-checks" and "verify-figures" once measured, "verify-subject" with the
 first claim of each subject a worker loads. The `Recorder` plugin reads them from the reports, on
-whichever process sees every report, and builds the ledger's records.
+whichever process sees every report, and builds the ledger's records. The ledger's schema (pydantic)
+is imported where a record is made: a pytest run without claims (another project's) imports none of it.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from verify import ledger, sources
+from verify import sources
+
+if TYPE_CHECKING:
+    from verify import ledger
 
 CLAIM, CHECKS, FIGURES, SUBJECT, SECONDS, MEASURED = (
     "verify-claim", "verify-checks", "verify-figures", "verify-subject", "verify-seconds", "measured")
@@ -22,6 +27,8 @@ CLAIM, CHECKS, FIGURES, SUBJECT, SECONDS, MEASURED = (
 
 def claim_property(subject: str, claim, params, max_drift: float | None, absent: str | None = None) -> tuple[str, str]:
     """`absent`: the manifest's expect_reason where it declares the finding absent on the subject."""
+    from verify import ledger
+
     version = None if claim is None else claim.version
     name = claim if isinstance(claim, str) else claim.name
     return CLAIM, json.dumps({"subject": subject, "claim": name, "claim_version": version,
@@ -31,7 +38,7 @@ def claim_property(subject: str, claim, params, max_drift: float | None, absent:
 
 def subject_record(subject, fingerprint: bool = True) -> ledger.SubjectRecord:
     """The loaded subject's files (hashed as read), seeds, device, dtype and fingerprint."""
-    from verify import registry
+    from verify import ledger, registry
     from verify.fingerprint import fingerprint as take_fingerprint, hooks_read
 
     m = subject.manifest
@@ -49,6 +56,8 @@ def subject_record(subject, fingerprint: bool = True) -> ledger.SubjectRecord:
 
 
 def unavailable_record(manifest, reason: str) -> ledger.SubjectRecord:
+    from verify import ledger
+
     return ledger.SubjectRecord(name=manifest.name, domain=manifest.domain, manifest=str(manifest.path), available=False,
                                 reason=reason)
 
@@ -79,6 +88,10 @@ class Recorder:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         props = dict(report.user_properties)  # one value per key; MEASURED is gathered below
+        if SUBJECT not in props and CLAIM not in props:
+            return  # no claim's report
+        from verify import ledger
+
         if SUBJECT in props:
             found = ledger.SubjectRecord.model_validate_json(props[SUBJECT])
             if found.available or found.name not in self.subjects:
@@ -107,6 +120,8 @@ class Recorder:
 
     def ledger(self, environment: ledger.Environment, manifests: dict) -> ledger.Ledger:
         """The run's ledger; `manifests` (name -> Manifest) names subjects no claim reached."""
+        from verify import ledger
+
         subjects = dict(self.subjects)
         for record in self.records.values():
             if record.subject not in subjects and record.subject in manifests:
