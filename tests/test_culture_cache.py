@@ -37,6 +37,16 @@ def test_an_entry_is_made_once_then_read(cache):
     assert diskcache.entry_path("kind", {"seed": 1}).parent == cache / "kind"
 
 
+def test_a_json_value_is_kept_and_one_that_fails_its_own_check_is_never_kept(cache):
+    make = counting({"hooks": [2, 64]})
+    valid = lambda v: isinstance(v, dict) and v.get("hooks") == [2, 64]  # noqa: E731
+    assert diskcache.cached_json("records", {"n": 1}, make, valid) == {"hooks": [2, 64]}
+    assert diskcache.cached_json("records", {"n": 1}, make, valid) == {"hooks": [2, 64]} and make.calls == 1
+    with pytest.raises(ValueError, match="not one its check accepts"):  # it returned the check's failure marker
+        diskcache.cached_json("records", {"n": 2}, lambda: {"hooks": (2, 32)}, valid)
+    assert not diskcache.entry_path("records", {"n": 2}).exists()
+
+
 def test_another_key_is_another_entry():
     make = counting(np.zeros(3))
     diskcache.cached_array("kind", {"seed": 1}, make)

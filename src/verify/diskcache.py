@@ -68,7 +68,13 @@ def cached_array(kind: str, key: dict[str, Any], make: Callable[[], np.ndarray],
 def cached_json(kind: str, key: dict[str, Any], make: Callable[[], Any], valid: Callable[[Any], bool]) -> Any:
     """The JSON value `make()` returns for `key`, kept as `cached_array` keeps arrays (its UTF-8
     bytes); an entry that is not JSON, or whose value fails `valid` (damaged or forged, its digest
-    checking out), is made again."""
+    checking out), is made again. A made value that fails `valid` is an error, never kept."""
+    def encoded() -> np.ndarray:
+        text = json.dumps(make())
+        if not valid(json.loads(text)):
+            raise ValueError(f"cached_json({kind!r}): the value made for {key} is not one its check accepts")
+        return np.frombuffer(text.encode(), dtype=np.uint8)
+
     def parse(array: np.ndarray) -> Any:
         if array.dtype != np.uint8 or array.ndim != 1:
             return _NOT_VALID
@@ -78,8 +84,7 @@ def cached_json(kind: str, key: dict[str, Any], make: Callable[[], Any], valid: 
             return _NOT_VALID
         return value if valid(value) else _NOT_VALID
 
-    array = cached_array(kind, key, lambda: np.frombuffer(json.dumps(make()).encode(), dtype=np.uint8),
-                         valid=lambda a: parse(a) is not _NOT_VALID)
+    array = cached_array(kind, key, encoded, valid=lambda a: parse(a) is not _NOT_VALID)
     return parse(array)
 
 
