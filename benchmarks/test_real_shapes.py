@@ -163,8 +163,6 @@ def replica(request, tmp_path_factory) -> Replica:
 
 # --- measuring one claim ------------------------------------------------------------------------------
 
-
-
 @dataclass
 class Resident:
     start: int = 0  # bytes resident before the block

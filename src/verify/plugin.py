@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 SUBJECTS = pytest.StashKey()
 LOADGROUP_INPUT = "verify_loadgroup"  # workerinput key: the controller grouped claims by subject
 RECORDER = pytest.StashKey()
-CORE_SHARE = pytest.StashKey()  # an xdist worker's (CoreShare, what stops its refresh at each stage)
+CORE_SHARE = pytest.StashKey()  # an xdist worker's (CoreShare, what stops its refresh at each stage and batch)
 RECORDED_SUBJECTS = pytest.StashKey()
 LOAD_SECONDS = pytest.StashKey()
 PROGRESS = pytest.StashKey()
@@ -144,7 +144,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def join_core_share(config: pytest.Config) -> None:
     """Under `pytest -n N`, each worker runs torch on its share of the cores, and those still busy
-    take the cores of those done, at each test and stage (verify.coreshare). Torch's default, every
+    take the cores of those done, at each test, stage and forward batch (verify.coreshare). Torch's default, every
     core in every worker, made `-n 2` slower than a serial run. OMP_NUM_THREADS, if set, is the user's."""
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None or os.environ.get("OMP_NUM_THREADS"):
