@@ -42,7 +42,7 @@ def test_a_json_value_is_kept_and_one_that_fails_its_own_check_is_never_kept(cac
     valid = lambda v: isinstance(v, dict) and v.get("hooks") == [2, 64]  # noqa: E731
     assert diskcache.cached_json("records", {"n": 1}, make, valid) == {"hooks": [2, 64]}
     assert diskcache.cached_json("records", {"n": 1}, make, valid) == {"hooks": [2, 64]} and make.calls == 1
-    with pytest.raises(ValueError, match="not one its check accepts"):  # it returned the check's failure marker
+    with pytest.raises(ValueError, match="not one its check accepts"):  # it was kept, and returned as a marker object
         diskcache.cached_json("records", {"n": 2}, lambda: {"hooks": (2, 32)}, valid)
     assert not diskcache.entry_path("records", {"n": 2}).exists()
 
